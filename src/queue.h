@@ -1,0 +1,48 @@
+/* queue.h — the pending tasks. One queue per category, merged by one
+ * ordering rule:
+ *   1. effective priority = priority + category boost + aging (one point per
+ *      aging period waited), so no task waits forever;
+ *   2. fair share between clients: among equal effective priority, the client
+ *      holding less (GPU milli in use, charged through queue_charge) and with
+ *      fewer tasks already ahead in this ordering goes first, so one client's
+ *      10,000 tasks do not starve another's one;
+ *   3. arrival order (task->seq).
+ * The queue never places anything (sched.c does) and holds borrowed pointers:
+ * the node core owns the tasks. Not thread-safe: the node's one lock. */
+#ifndef GPUNODE_QUEUE_H
+#define GPUNODE_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "task.h"
+
+struct queue_config {
+	int64_t aging_period_ms;                /* default 10,000: +1 priority point per 10 s waited */
+	int category_boost[TASK_CAT_COUNT];     /* default inference +50, others 0 */
+};
+
+struct queue;
+
+void queue_config_default(struct queue_config *c);
+struct queue *queue_new(const struct queue_config *c);
+void queue_free(struct queue *q);
+
+/* Adds a task (state queued, queued_ms set by the caller). */
+void queue_push(struct queue *q, struct task *t);
+/* Removes a task that is in the queue; no-op otherwise. */
+void queue_remove(struct queue *q, struct task *t);
+size_t queue_len(const struct queue *q);
+size_t queue_len_category(const struct queue *q, enum task_category c);
+
+/* Writes up to max pending tasks into out, best first, by the rule above.
+ * Does not remove them. Cost must stay near O(n log max) for 100,000 tasks. */
+size_t queue_order(struct queue *q, int64_t now_ms, struct task **out, size_t max);
+
+/* Removes and returns (up to max) tasks whose max_wait_ms has passed. */
+size_t queue_take_expired(struct queue *q, int64_t now_ms, struct task **out, size_t max);
+
+/* Fair-share books: a client's task started (+milli*gpus) or stopped (-). */
+void queue_charge(struct queue *q, const char *client, int64_t milli);
+
+#endif
