@@ -41,6 +41,18 @@ void client_response_free(struct client_response *r);
 int client_json(struct client *c, const char *method, const char *path, json_t *req, json_t **resp,
 		struct err *e);
 
+/* Fills e from an error reply (status >= 400) of client_request: the API's
+ * {"error":{code,message}}, or the bare status when the body is not that.
+ * Always returns -1. */
+int client_error_from_response(const struct client_response *r, struct err *e);
+
+/* Building request paths: client_path_escape appends s percent-encoded (safe
+ * for a path segment or a query value); client_query_add appends
+ * "?key=value" or "&key=value", and nothing when value is NULL. */
+struct strbuf;
+void client_path_escape(struct strbuf *b, const char *s);
+void client_query_add(struct strbuf *b, const char *key, const char *value);
+
 /* Where the CLI finds the node: flags, then GPUNODE_URL / GPUNODE_TOKEN,
  * then DATA/admin.token and DATA/url (data_dir from --data, GPUNODE_DATA, or
  * the pointer file written by the last local `gpunode up`/`serve`:

@@ -78,6 +78,14 @@ int pool_placement_of(const struct pool *p, const struct task *t, struct placeme
 /* Marks host online/offline or a GPU's health/draining; bumps version. */
 void pool_set_online(struct pool *p, struct host *h, bool online);
 void pool_set_gpu_health(struct pool *p, struct gpu *g, enum gpu_health h);
+void pool_set_gpu_draining(struct pool *p, struct gpu *g, bool draining);
+
+/* What one GPU of a placement for r is charged: the share for a fractional
+ * task (gpus == 1, milli < 1000), 1000 for whole GPUs, 0 for gpus == 0
+ * (a CPU-only task, as in the openb traces that gpunode sim replays). */
+int pool_task_milli(const struct task_resources *r);
+/* True when new work may go on g: healthy, not draining, host online. */
+bool pool_gpu_usable(const struct gpu *g);
 
 struct pool_totals {
 	int hosts, hosts_online, gpus, gpus_healthy;

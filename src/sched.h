@@ -44,6 +44,7 @@ struct sched_config {
 	int64_t reserve_after_ms;         /* default 60,000 */
 	const struct sched_shape *shapes; /* NULL: learned from the tasks passed in */
 	size_t n_shapes;
+	int max_reservations;             /* hosts one pass may hold for blocked tasks; default 4 */
 };
 
 void sched_config_default(struct sched_config *c);

@@ -1,0 +1,674 @@
+/* agent.c — see agent.h for the threads and the on-disk layout. */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "exec.h"
+#include "util.h"
+
+#define LOG_CHUNK (1u << 20)
+#define LOG_SHIP_MS 1000
+#define POLL_WAIT_MS 20000
+
+struct agent_task {
+	char id[TASK_ID_LEN + 1];
+	char dir[600];
+	long long shipped;     /* log bytes the node has */
+	int64_t last_ship_ms;
+	bool started, running_reported;
+	bool start_failed;
+	char message[256];
+	bool exited, exit_reported;
+	struct exec_exit exit;
+	bool forget;           /* the node moved it away: stop, report nothing */
+	struct agent_task *next;
+};
+
+struct agent {
+	struct agent_config cfg;
+	struct exec_backend *exec;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;     /* the reporter waits here for work */
+	struct agent_task *tasks;
+	bool stopping, dirty;
+	uint64_t after;        /* commands handled through this seq */
+	int64_t heartbeat_ms;
+	pthread_mutex_t reg_mu;
+	unsigned reg_gen;      /* bumped by each registration */
+	pthread_t poller, reaper, reporter;
+};
+
+/* --- task directories --- */
+
+static void task_dir(const struct agent *a, const char *id, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/tasks/%.20s", a->cfg.state_dir, id);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Removes a task's directory whole: log, exit file and whatever the task
+ * left in its scratch dir (symlinks are removed, never followed). */
+static void remove_task_dir(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int write_exit_file(const char *dir, const struct exec_exit *x)
+{
+	char path[700], tmp[720];
+	snprintf(path, sizeof path, "%s/exit", dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%d %d %.6f %lld\n", x->exit_code, x->signal, x->cpu_seconds, (long long)x->max_rss_kb);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	fclose(f);
+	return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+static bool read_exit_file(const char *dir, struct exec_exit *x)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/exit", dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	long long rss = 0;
+	bool ok = fscanf(f, "%d %d %lf %lld", &x->exit_code, &x->signal, &x->cpu_seconds, &rss) == 4;
+	x->max_rss_kb = rss;
+	fclose(f);
+	return ok;
+}
+
+static struct agent_task *find_task(struct agent *a, const char *id)
+{
+	for (struct agent_task *t = a->tasks; t; t = t->next)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+static struct agent_task *add_task(struct agent *a, const char *id)
+{
+	struct agent_task *t = xcalloc(1, sizeof *t);
+	str_copy(t->id, sizeof t->id, id);
+	task_dir(a, id, t->dir, sizeof t->dir);
+	t->next = a->tasks;
+	a->tasks = t;
+	return t;
+}
+
+static void drop_task(struct agent *a, struct agent_task *t)
+{
+	for (struct agent_task **p = &a->tasks; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	remove_task_dir(t->dir);
+	free(t);
+}
+
+/* --- recovery after a crash --- */
+
+/* True when /proc/PID/environ names this task: that is how an orphan of a
+ * crashed agent is told apart from an unrelated process that reused its pid. */
+static bool process_runs_task(const char *pid, const char *id)
+{
+	char path[64], want[64], buf[8192];
+	snprintf(path, sizeof path, "/proc/%s/environ", pid);
+	snprintf(want, sizeof want, "GPUNODE_TASK_ID=%s", id);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(buf + off) + 1) {
+		buf[n] = '\0';
+		if (strcmp(buf + off, want) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void kill_orphans(const char *id)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && process_runs_task(de->d_name, id)) {
+			pid_t pid = (pid_t)atoi(de->d_name);
+			pid_t pgid = getpgid(pid);
+			if (pgid > 1)
+				kill(-pgid, SIGKILL);
+			kill(pid, SIGKILL);
+		}
+	closedir(d);
+}
+
+/* Exits recorded on disk are reported again; tasks without one died with the
+ * old agent (or still run as orphans we cannot watch): kill and forget them,
+ * and the node requeues them. */
+static void recover_tasks(struct agent *a)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/tasks", a->cfg.state_dir);
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!task_id_valid(de->d_name))
+			continue;
+		struct agent_task *t = add_task(a, de->d_name);
+		if (read_exit_file(t->dir, &t->exit)) {
+			str_copy(t->exit.task_id, sizeof t->exit.task_id, t->id);
+			t->started = t->exited = t->running_reported = true;
+			log_msg("info", "agent", "task=%s recovered exit code=%d", t->id, t->exit.exit_code);
+		} else {
+			kill_orphans(t->id);
+			log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)",
+				t->id);
+			drop_task(a, t);
+		}
+	}
+	closedir(d);
+}
+
+/* --- registration --- */
+
+static json_t *register_body(struct agent *a)
+{
+	json_t *gpus = json_array(), *tasks = json_array();
+	for (int i = 0; i < a->cfg.n_gpus; i++) {
+		const struct gpu *g = &a->cfg.gpus[i];
+		json_array_append_new(gpus, json_pack("{s:s, s:i, s:s, s:I, s:s, s:i, s:b}", "uuid", g->uuid, "index",
+						      g->index, "model", g->model, "vram_mb", (json_int_t)g->vram_mb,
+						      "arch", g->arch, "nvlink_group", g->nvlink_group, "simulated",
+						      g->simulated));
+	}
+	for (struct agent_task *t = a->tasks; t; t = t->next)
+		if (!t->forget && !t->start_failed)
+			json_array_append_new(tasks, json_pack("{s:s, s:s}", "id", t->id, "state",
+							       t->exited ? "exited" : "running"));
+	return json_pack("{s:s, s:o, s:I, s:I, s:o}", "host", a->cfg.host, "gpus", gpus, "cpu_milli",
+			 (json_int_t)a->cfg.cpu_milli, "mem_mb", (json_int_t)a->cfg.mem_mb, "tasks", tasks);
+}
+
+static void apply_stop_list(struct agent *a, json_t *stop)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(stop, i, v) {
+		struct agent_task *t = json_is_string(v) ? find_task(a, json_string_value(v)) : NULL;
+		if (!t)
+			continue;
+		t->forget = true;
+		if (!t->exited)
+			a->exec->stop(a->exec, t->id, a->cfg.stop_grace_ms);
+	}
+}
+
+/* Registers unless another thread already did since `seen_gen`. */
+static int agent_register(struct agent *a, struct client *c, unsigned seen_gen, struct err *e)
+{
+	pthread_mutex_lock(&a->reg_mu);
+	if (a->reg_gen != seen_gen) {
+		pthread_mutex_unlock(&a->reg_mu);
+		return 0;
+	}
+	pthread_mutex_lock(&a->mu);
+	json_t *body = register_body(a);
+	pthread_mutex_unlock(&a->mu);
+	json_t *resp = NULL;
+	int rc = client_json(c, "POST", "/v1/agents/register", body, &resp, e);
+	json_decref(body);
+	if (rc == 0) {
+		pthread_mutex_lock(&a->mu);
+		a->after = (uint64_t)json_integer_value(json_object_get(resp, "commands_after"));
+		json_int_t hb = json_integer_value(json_object_get(resp, "heartbeat_interval_ms"));
+		a->heartbeat_ms = hb > 0 ? hb : 1000;
+		apply_stop_list(a, json_object_get(resp, "stop"));
+		a->dirty = true;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		a->reg_gen++;
+		json_decref(resp);
+	}
+	pthread_mutex_unlock(&a->reg_mu);
+	return rc;
+}
+
+static unsigned reg_gen(struct agent *a)
+{
+	pthread_mutex_lock(&a->reg_mu);
+	unsigned g = a->reg_gen;
+	pthread_mutex_unlock(&a->reg_mu);
+	return g;
+}
+
+/* The node forgot us (restart) or declared us lost: register again. */
+static bool needs_register(const struct err *e)
+{
+	return e->code == ERR_CONFLICT || e->code == ERR_NOT_FOUND;
+}
+
+/* --- the poller: commands --- */
+
+static void start_task(struct agent *a, json_t *spec)
+{
+	const char *id = json_string_value(json_object_get(spec, "id"));
+	if (!id || !task_id_valid(id) || find_task(a, id))
+		return; /* a duplicate start (resent command) is a no-op */
+	struct agent_task *t = add_task(a, id);
+	char work[700], log[700];
+	snprintf(work, sizeof work, "%s/work", t->dir);
+	snprintf(log, sizeof log, "%s/log", t->dir);
+	json_t *argv_j = json_object_get(spec, "command"), *env_j = json_object_get(spec, "env"),
+	       *gpus_j = json_object_get(spec, "gpus");
+	int argc = (int)json_array_size(argv_j), n_env = (int)json_array_size(env_j);
+	int n_gpus = (int)json_array_size(gpus_j);
+	char **argv = xcalloc((size_t)argc + 1, sizeof *argv), **env = xcalloc((size_t)n_env + 1, sizeof *env);
+	char(*uuids)[TASK_GPU_UUID_MAX] = xcalloc((size_t)n_gpus + 1, sizeof *uuids);
+	for (int i = 0; i < argc; i++)
+		argv[i] = (char *)json_string_value(json_array_get(argv_j, (size_t)i));
+	for (int i = 0; i < n_env; i++)
+		env[i] = (char *)json_string_value(json_array_get(env_j, (size_t)i));
+	for (int i = 0; i < n_gpus && i < TASK_MAX_GPUS; i++)
+		str_copy(uuids[i], TASK_GPU_UUID_MAX, json_string_value(json_array_get(gpus_j, (size_t)i)));
+	struct exec_spec s = {
+		.task_id = id, .argv = argv, .argc = argc, .env = env, .n_env = n_env, .gpu_uuids = uuids,
+		.n_gpus = n_gpus < TASK_MAX_GPUS ? n_gpus : TASK_MAX_GPUS,
+		.milli = (int)json_integer_value(json_object_get(spec, "gpu_milli")), .workdir = work, .log_path = log,
+	};
+	struct err e;
+	bool dirs_ok = (mkdir(t->dir, 0700) == 0 || errno == EEXIST) && (mkdir(work, 0700) == 0 || errno == EEXIST);
+	if (!dirs_ok)
+		err_set(&e, ERR_INTERNAL, "cannot create %s: %s", work, strerror(errno));
+	if (argc < 1 || !argv[0]) {
+		dirs_ok = false;
+		err_set(&e, ERR_INVALID, "empty command");
+	}
+	if (dirs_ok && a->exec->start(a->exec, &s, &e) == 0) {
+		t->started = true;
+	} else {
+		t->start_failed = true;
+		str_copy(t->message, sizeof t->message, e.msg);
+		log_msg("warn", "agent", "task=%s start failed: %s", id, e.msg);
+	}
+	free(argv);
+	free(env);
+	free(uuids);
+}
+
+static void stop_task(struct agent *a, const char *id)
+{
+	struct agent_task *t = id ? find_task(a, id) : NULL;
+	if (t && t->started && !t->exited)
+		a->exec->stop(a->exec, id, a->cfg.stop_grace_ms);
+}
+
+static void handle_commands(struct agent *a, json_t *cmds)
+{
+	size_t i;
+	json_t *cmd;
+	pthread_mutex_lock(&a->mu);
+	json_array_foreach(cmds, i, cmd) {
+		uint64_t seq = (uint64_t)json_integer_value(json_object_get(cmd, "seq"));
+		if (seq <= a->after)
+			continue;
+		const char *type = json_string_value(json_object_get(cmd, "type"));
+		if (type && strcmp(type, "start") == 0)
+			start_task(a, json_object_get(cmd, "task"));
+		else if (type && strcmp(type, "stop") == 0)
+			stop_task(a, json_string_value(json_object_get(cmd, "task_id")));
+		a->after = seq;
+	}
+	a->dirty = true;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static bool agent_stopping(struct agent *a)
+{
+	pthread_mutex_lock(&a->mu);
+	bool s = a->stopping;
+	pthread_mutex_unlock(&a->mu);
+	return s;
+}
+
+static void *poller_main(void *arg)
+{
+	struct agent *a = arg;
+	struct client c;
+	struct err e;
+	if (client_init(&c, a->cfg.node_url, a->cfg.token, &e) < 0)
+		return NULL;
+	while (!agent_stopping(a)) {
+		char path[256];
+		pthread_mutex_lock(&a->mu);
+		snprintf(path, sizeof path, "/v1/agents/%s/commands?after=%llu&wait_ms=%d", a->cfg.host,
+			 (unsigned long long)a->after, POLL_WAIT_MS);
+		pthread_mutex_unlock(&a->mu);
+		unsigned gen = reg_gen(a);
+		json_t *resp = NULL;
+		if (client_json(&c, "GET", path, NULL, &resp, &e) == 0) {
+			handle_commands(a, json_object_get(resp, "commands"));
+			json_decref(resp);
+		} else if (needs_register(&e)) {
+			agent_register(a, &c, gen, &e);
+		} else if (!agent_stopping(a)) {
+			usleep(500 * 1000); /* node unreachable: retry soon, without spinning */
+		}
+	}
+	client_cleanup(&c);
+	return NULL;
+}
+
+/* --- the reaper: exits --- */
+
+static void *reaper_main(void *arg)
+{
+	struct agent *a = arg;
+	while (!agent_stopping(a)) {
+		struct exec_exit x;
+		if (a->exec->wait_exit(a->exec, 200, &x) != 1)
+			continue;
+		pthread_mutex_lock(&a->mu);
+		struct agent_task *t = find_task(a, x.task_id);
+		if (t && !a->stopping) {
+			/* On disk first: a crash between here and the report must
+			 * not lose the exit code. */
+			write_exit_file(t->dir, &x);
+			t->exit = x;
+			t->exited = true;
+			a->dirty = true;
+			pthread_cond_signal(&a->cv);
+		}
+		pthread_mutex_unlock(&a->mu);
+	}
+	return NULL;
+}
+
+/* --- the reporter: logs, reports, heartbeats --- */
+
+/* Sends the log bytes the node does not have yet. Returns -1 on failure. */
+static int ship_log(struct agent *a, struct client *c, struct agent_task *t, struct err *e)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/log", t->dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* nothing written yet */
+	char *buf = xmalloc(LOG_CHUNK);
+	int rc = 0;
+	for (;;) {
+		ssize_t n = pread(fd, buf, LOG_CHUNK, t->shipped);
+		if (n <= 0)
+			break;
+		char url[256];
+		snprintf(url, sizeof url, "/v1/agents/%s/logs/%s?offset=%lld", a->cfg.host, t->id, t->shipped);
+		struct client_response r = {0};
+		if (client_request(c, "PUT", url, buf, (size_t)n, "application/octet-stream", 0, &r, e) < 0 ||
+		    r.status != 200) {
+			if (r.status)
+				err_set(e, r.status == 409 ? ERR_CONFLICT : ERR_UNAVAILABLE, "log upload: HTTP %ld", r.status);
+			client_response_free(&r);
+			rc = -1;
+			break;
+		}
+		client_response_free(&r);
+		t->shipped += n;
+	}
+	free(buf);
+	close(fd);
+	t->last_ship_ms = now_ms();
+	return rc;
+}
+
+static json_t *report_for(const struct agent_task *t, const char *executor)
+{
+	if (t->start_failed)
+		return json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "start_failed", "message", t->message);
+	if (t->exited)
+		return json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s}", "task_id", t->id, "event", "exited", "exit_code",
+				 t->exit.exit_code, "signal", t->exit.signal, "cpu_seconds", t->exit.cpu_seconds,
+				 "max_rss_kb", (json_int_t)t->exit.max_rss_kb, "executor", executor);
+	return json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "running", "executor", executor);
+}
+
+static bool needs_report(const struct agent_task *t)
+{
+	if (t->forget)
+		return false;
+	return t->start_failed || (t->exited && !t->exit_reported) || (t->started && !t->running_reported);
+}
+
+/* One round: ship logs (all of an ended task's, the new bytes of running
+ * ones every LOG_SHIP_MS), then one batched report. Entries are only ever
+ * removed by this thread, so pointers stay valid while the lock is dropped. */
+static int report_round(struct agent *a, struct client *c, struct err *e)
+{
+	int64_t now = now_ms();
+	pthread_mutex_lock(&a->mu);
+	size_t n = 0;
+	for (struct agent_task *t = a->tasks; t; t = t->next)
+		n++;
+	struct agent_task **sent = xcalloc(n + 1, sizeof *sent), **logs = xcalloc(n + 1, sizeof *logs);
+	/* What each report said: the reaper may mark a task exited while this
+	 * round is in flight, and that exit must still be reported next round. */
+	bool *sent_final = xcalloc(n + 1, sizeof *sent_final);
+	size_t n_sent = 0, n_logs = 0;
+	json_t *reports = json_array();
+	for (struct agent_task *t = a->tasks; t; t = t->next) {
+		if (t->started && !t->forget && (t->exited || now - t->last_ship_ms >= LOG_SHIP_MS))
+			logs[n_logs++] = t;
+		if (needs_report(t)) {
+			json_array_append_new(reports, report_for(t, a->exec->name));
+			sent_final[n_sent] = t->exited || t->start_failed;
+			sent[n_sent++] = t;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	int rc = 0;
+	for (size_t i = 0; i < n_logs && rc == 0; i++)
+		rc = ship_log(a, c, logs[i], e);
+	if (rc == 0 && n_sent) {
+		char path[128];
+		snprintf(path, sizeof path, "/v1/agents/%s/reports", a->cfg.host);
+		json_t *body = json_pack("{s:o}", "reports", reports), *resp = NULL;
+		reports = NULL;
+		rc = client_json(c, "POST", path, body, &resp, e);
+		json_decref(body);
+		json_decref(resp);
+	}
+	json_decref(reports);
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < n_sent && rc == 0; i++) {
+		sent[i]->running_reported = true;
+		if (sent_final[i])
+			sent[i]->exit_reported = true;
+	}
+	/* Drop what is fully delivered, and what the node told us to forget. */
+	for (struct agent_task *t = a->tasks, *next; t; t = next) {
+		next = t->next;
+		if ((t->exit_reported && (t->exited || t->start_failed)) || (t->forget && (t->exited || !t->started)))
+			drop_task(a, t);
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(sent);
+	free(sent_final);
+	free(logs);
+	return rc;
+}
+
+static int heartbeat(struct agent *a, struct client *c, struct err *e)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/v1/agents/%s/heartbeat", a->cfg.host);
+	json_t *body = json_object(), *resp = NULL;
+	int rc = client_json(c, "POST", path, body, &resp, e);
+	json_decref(body);
+	json_decref(resp);
+	return rc;
+}
+
+static void wait_for_work(struct agent *a, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (!a->dirty && !a->stopping)
+		pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+	a->dirty = false;
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void *reporter_main(void *arg)
+{
+	struct agent *a = arg;
+	struct client c;
+	struct err e;
+	if (client_init(&c, a->cfg.node_url, a->cfg.token, &e) < 0)
+		return NULL;
+	int64_t last_beat = 0;
+	while (!agent_stopping(a)) {
+		wait_for_work(a, a->heartbeat_ms < LOG_SHIP_MS ? a->heartbeat_ms : LOG_SHIP_MS);
+		if (agent_stopping(a))
+			break;
+		unsigned gen = reg_gen(a);
+		int rc = report_round(a, &c, &e);
+		if (rc == 0 && now_ms() - last_beat >= a->heartbeat_ms) {
+			rc = heartbeat(a, &c, &e);
+			if (rc == 0)
+				last_beat = now_ms();
+		}
+		if (rc < 0 && needs_register(&e))
+			agent_register(a, &c, gen, &e);
+		else if (rc < 0)
+			usleep(200 * 1000); /* node busy or unreachable: back off, keep everything for the retry */
+	}
+	client_cleanup(&c);
+	return NULL;
+}
+
+/* --- start / stop --- */
+
+static int make_dirs(const struct agent_config *cfg, struct err *e)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/tasks", cfg->state_dir);
+	if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) || (mkdir(path, 0700) < 0 && errno != EEXIST))
+		return err_set(e, ERR_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int register_until(struct agent *a, int64_t timeout_ms, struct err *e)
+{
+	struct client c;
+	if (client_init(&c, a->cfg.node_url, a->cfg.token, e) < 0)
+		return -1;
+	int64_t end = now_ms() + timeout_ms;
+	int rc;
+	bool told = false;
+	while ((rc = agent_register(a, &c, reg_gen(a), e)) < 0 && e->code == ERR_UNAVAILABLE && now_ms() < end) {
+		if (!told)
+			log_msg("warn", "agent", "waiting for the node at %s: %s", a->cfg.node_url, e->msg);
+		told = true;
+		usleep(250 * 1000);
+	}
+	client_cleanup(&c);
+	return rc;
+}
+
+int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, struct agent **out, struct err *e)
+{
+	if (make_dirs(cfg, e) < 0)
+		return -1;
+	struct agent *a = xcalloc(1, sizeof *a);
+	a->cfg = *cfg;
+	if (a->cfg.stop_grace_ms <= 0)
+		a->cfg.stop_grace_ms = 5000;
+	a->heartbeat_ms = 1000;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->reg_mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	a->exec = exec_process_new(e);
+	if (!a->exec)
+		goto fail;
+	recover_tasks(a);
+	if (register_until(a, register_timeout_ms, e) < 0)
+		goto fail;
+	pthread_create(&a->reaper, NULL, reaper_main, a);
+	pthread_create(&a->reporter, NULL, reporter_main, a);
+	pthread_create(&a->poller, NULL, poller_main, a);
+	log_msg("info", "agent", "host=%s executor=%s gpus=%d node=%s", cfg->host, a->exec->name, cfg->n_gpus,
+		cfg->node_url);
+	*out = a;
+	return 0;
+fail:
+	if (a->exec)
+		a->exec->destroy(a->exec);
+	while (a->tasks)
+		drop_task(a, a->tasks);
+	free(a);
+	return -1;
+}
+
+void agent_stop(struct agent *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stopping = true;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->reaper, NULL);
+	pthread_join(a->reporter, NULL);
+	/* Running tasks are killed without an exit file, so a restarted agent
+	 * does not report them as failed: the node requeues them instead. */
+	a->exec->destroy(a->exec);
+	/* The poller may sit in a long poll; the node wakes it when it stops
+	 * too (gpunode up), otherwise it ends within POLL_WAIT_MS. Do not wait. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	if (pthread_timedjoin_np(a->poller, NULL, &ts) != 0) {
+		pthread_detach(a->poller);
+		return; /* the poller still uses a: leave it to process exit */
+	}
+	while (a->tasks) {
+		struct agent_task *t = a->tasks;
+		a->tasks = t->next;
+		free(t);
+	}
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->reg_mu);
+	free(a);
+}

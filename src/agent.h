@@ -1,0 +1,39 @@
+/* agent.h — the agent: lives on a GPU host, dials out to the node, runs
+ * what it is told on the GPUs it was given, reports back. It executes only
+ * typed commands (start task, stop task); there is no "run this" escape.
+ *
+ * Threads: a poller (long-polls commands, starts and stops tasks), a reaper
+ * (waits for task exits), and a reporter (ships logs, sends reports and
+ * heartbeats, re-registers when the node asks). Each task has a directory
+ * under state_dir/tasks/ID holding its log, its scratch dir and, once it
+ * ended, an exit file: an agent that crashes and restarts reports exits it
+ * had not yet delivered, and kills orphans it can no longer account for. */
+#ifndef GPUNODE_AGENT_H
+#define GPUNODE_AGENT_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "pool.h"
+
+struct agent_config {
+	char node_url[256];
+	char token[128];
+	char host[TASK_HOST_MAX];
+	char state_dir[512];
+	struct gpu *gpus; /* borrowed for the agent's life */
+	int n_gpus;
+	int64_t cpu_milli, mem_mb;
+	int stop_grace_ms; /* SIGTERM to SIGKILL; default 5,000 */
+};
+
+struct agent;
+
+/* Recovers state_dir, registers with the node (retrying while it is not
+ * reachable, up to register_timeout_ms), starts the threads. */
+int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, struct agent **out, struct err *e);
+/* Stops the threads and every task it runs (they are requeued by the node
+ * when this host registers again or is declared lost). */
+void agent_stop(struct agent *a);
+
+#endif

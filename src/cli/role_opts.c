@@ -1,0 +1,77 @@
+#include "role_opts.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "util.h"
+
+static const char *value_of(const char *verb, int argc, char **argv, int *i, const char *name)
+{
+	size_t len = strlen(name);
+	if (strncmp(argv[*i], name, len) == 0 && argv[*i][len] == '=')
+		return argv[*i] + len + 1;
+	if (strcmp(argv[*i], name) != 0)
+		return NULL;
+	if (*i + 1 >= argc) {
+		cli_error(verb, "%s needs a value", name);
+		return "";
+	}
+	return argv[++*i];
+}
+
+/* Returns 1 when argv[*i] was one of the options in mask. */
+static int take_option(const char *verb, int argc, char **argv, int *i, unsigned mask, struct role_opts *o)
+{
+	const char *v;
+	if ((mask & ROLE_OPT_NODE) && (v = value_of(verb, argc, argv, i, "--data"))) {
+		str_copy(o->data, sizeof o->data, v);
+	} else if ((mask & ROLE_OPT_NODE) && (v = value_of(verb, argc, argv, i, "--listen"))) {
+		o->listen = v;
+	} else if ((mask & ROLE_OPT_NODE) && (v = value_of(verb, argc, argv, i, "--policy"))) {
+		if (sched_policy_parse(v, &o->policy) < 0) {
+			cli_error(verb, "--policy %s: want frag or bestfit", v);
+			return -1;
+		}
+	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--sim-gpus"))) {
+		o->sim_gpus = v;
+	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--host"))) {
+		str_copy(o->host, sizeof o->host, v);
+	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--state"))) {
+		o->state = v;
+	} else if ((mask & ROLE_OPT_REMOTE) && (v = value_of(verb, argc, argv, i, "--node"))) {
+		o->node_url = v;
+	} else if ((mask & ROLE_OPT_REMOTE) && (v = value_of(verb, argc, argv, i, "--token"))) {
+		o->token = v;
+	} else {
+		return 0;
+	}
+	return v && *v ? 1 : -1;
+}
+
+int role_opts_parse(const char *verb, const char *usage, int argc, char **argv, unsigned mask, struct role_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	client_default_data_dir(o->data, sizeof o->data);
+	o->listen = "127.0.0.1:7070";
+	o->policy = SCHED_POLICY_FRAG;
+	if (gethostname(o->host, sizeof o->host) < 0 || !o->host[0])
+		str_copy(o->host, sizeof o->host, "local");
+	o->host[strcspn(o->host, ".")] = '\0';
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage, stdout);
+			return -1;
+		}
+		int r = take_option(verb, argc, argv, &i, mask, o);
+		if (r < 0)
+			return CLI_USAGE;
+		if (r == 0) {
+			cli_error(verb, "unknown option %s (see gpunode %s --help)", argv[i], verb);
+			return CLI_USAGE;
+		}
+	}
+	return 0;
+}

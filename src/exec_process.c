@@ -1,0 +1,287 @@
+/* exec_process.c — the process backend. Children are spawned with
+ * posix_spawn (fork from a large node process costs ~35x more here) and
+ * watched through pidfds, so one poll() sees any exit at once without a
+ * SIGCHLD handler that would fight with the rest of the process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec.h"
+#include "util.h"
+
+#define PROC_MAX_ENV 4200
+
+struct proc_task {
+	char id[TASK_ID_LEN + 1];
+	pid_t pid;
+	int pidfd;
+	int64_t kill_at_ns; /* 0: no stop requested */
+	bool killed;
+};
+
+struct proc_backend {
+	struct exec_backend base;
+	pthread_mutex_t mu;
+	struct proc_task *tasks;
+	int n, cap;
+	int wake_fd; /* eventfd: a start or stop changed the set to watch */
+};
+
+static struct proc_backend *as_proc(struct exec_backend *b)
+{
+	return (struct proc_backend *)b;
+}
+
+/* The child's environment: PATH and the task's own entries, then the GPU
+ * variables last so a task cannot override which GPUs it sees. The agent's
+ * own environment (its token among it) is never passed on. */
+static char **build_env(const struct exec_spec *s)
+{
+	char **env = xcalloc((size_t)s->n_env + 8, sizeof *env);
+	int k = 0;
+	const char *path = getenv("PATH");
+	if (asprintf(&env[k++], "PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin") < 0)
+		abort();
+	if (asprintf(&env[k++], "HOME=%s", s->workdir) < 0)
+		abort();
+	for (int i = 0; i < s->n_env; i++)
+		if (strncmp(s->env[i], "CUDA_VISIBLE_DEVICES=", 21) && strncmp(s->env[i], "NVIDIA_VISIBLE_DEVICES=", 23))
+			env[k++] = xstrdup(s->env[i]);
+	char list[TASK_MAX_GPUS * TASK_GPU_UUID_MAX] = "";
+	size_t off = 0;
+	for (int i = 0; i < s->n_gpus; i++)
+		off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", i ? "," : "", s->gpu_uuids[i]);
+	if (asprintf(&env[k++], "CUDA_VISIBLE_DEVICES=%s", list) < 0 ||
+	    asprintf(&env[k++], "NVIDIA_VISIBLE_DEVICES=%s", list) < 0 ||
+	    asprintf(&env[k++], "GPUNODE_TASK_ID=%s", s->task_id) < 0 ||
+	    asprintf(&env[k++], "GPUNODE_GPU_MILLI=%d", s->milli) < 0)
+		abort();
+	return env;
+}
+
+static void free_env(char **env)
+{
+	for (char **p = env; *p; p++)
+		free(*p);
+	free(env);
+}
+
+static int spawn_child(const struct exec_spec *s, pid_t *pid, struct err *e)
+{
+	int logfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (logfd < 0)
+		return err_set(e, ERR_INTERNAL, "cannot open log %s: %s", s->log_path, strerror(errno));
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, logfd, 1);
+	posix_spawn_file_actions_adddup2(&fa, logfd, 2);
+	posix_spawn_file_actions_addchdir_np(&fa, s->workdir);
+	posix_spawnattr_init(&attr);
+	/* Own process group: stop signals reach the whole tree; default signal
+	 * dispositions and an empty mask, whatever the agent blocks. */
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	char **env = build_env(s);
+	int rc = posix_spawnp(pid, s->argv[0], &fa, &attr, s->argv, env);
+	free_env(env);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(logfd);
+	if (rc != 0)
+		return err_set(e, ERR_INVALID, "cannot run \"%s\": %s", s->argv[0], strerror(rc));
+	return 0;
+}
+
+static int proc_start(struct exec_backend *b, const struct exec_spec *s, struct err *e)
+{
+	struct proc_backend *p = as_proc(b);
+	pid_t pid;
+	if (spawn_child(s, &pid, e) < 0)
+		return -1;
+	int pidfd = pidfd_open(pid, 0);
+	if (pidfd < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return err_set(e, ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->tasks = xrealloc(p->tasks, (size_t)p->cap * sizeof *p->tasks);
+	}
+	struct proc_task *t = &p->tasks[p->n++];
+	memset(t, 0, sizeof *t);
+	str_copy(t->id, sizeof t->id, s->task_id);
+	t->pid = pid;
+	t->pidfd = pidfd;
+	pthread_mutex_unlock(&p->mu);
+	eventfd_write(p->wake_fd, 1);
+	return 0;
+}
+
+static int proc_stop(struct exec_backend *b, const char *task_id, int grace_ms)
+{
+	struct proc_backend *p = as_proc(b);
+	int rc = -1;
+	pthread_mutex_lock(&p->mu);
+	for (int i = 0; i < p->n; i++) {
+		if (strcmp(p->tasks[i].id, task_id) != 0)
+			continue;
+		kill(-p->tasks[i].pid, SIGTERM);
+		p->tasks[i].kill_at_ns = mono_ns() + (int64_t)grace_ms * 1000000;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	eventfd_write(p->wake_fd, 1);
+	return rc;
+}
+
+/* SIGKILLs the groups whose grace ran out; returns ms until the next deadline
+ * (or -1 for none). Lock held. */
+static int enforce_deadlines(struct proc_backend *p)
+{
+	int64_t now = mono_ns(), next = -1;
+	for (int i = 0; i < p->n; i++) {
+		struct proc_task *t = &p->tasks[i];
+		if (!t->kill_at_ns || t->killed)
+			continue;
+		if (now >= t->kill_at_ns) {
+			kill(-t->pid, SIGKILL);
+			t->killed = true;
+		} else if (next < 0 || t->kill_at_ns - now < next) {
+			next = t->kill_at_ns - now;
+		}
+	}
+	return next < 0 ? -1 : (int)(next / 1000000) + 1;
+}
+
+static void fill_exit(const struct proc_task *t, int status, const struct rusage *ru, struct exec_exit *out)
+{
+	memset(out, 0, sizeof *out);
+	str_copy(out->task_id, sizeof out->task_id, t->id);
+	if (WIFSIGNALED(status)) {
+		out->signal = WTERMSIG(status);
+		out->exit_code = 128 + out->signal;
+	} else {
+		out->exit_code = WEXITSTATUS(status);
+	}
+	out->cpu_seconds = (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 + (double)ru->ru_stime.tv_sec +
+			   ru->ru_stime.tv_usec / 1e6;
+	out->max_rss_kb = ru->ru_maxrss;
+}
+
+/* Reaps one exited child if any; lock held. The group is killed while the
+ * leader is a zombie (WNOWAIT), so its pid, and with it the group id,
+ * cannot be reused by an unrelated process before the kill lands. */
+static bool reap_one(struct proc_backend *p, struct exec_exit *out)
+{
+	for (int i = 0; i < p->n; i++) {
+		siginfo_t si = {0};
+		if (waitid(P_PID, (id_t)p->tasks[i].pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			continue;
+		kill(-p->tasks[i].pid, SIGKILL); /* no stray child keeps holding the GPU */
+		int status;
+		struct rusage ru;
+		if (wait4(p->tasks[i].pid, &status, 0, &ru) != p->tasks[i].pid)
+			continue;
+		fill_exit(&p->tasks[i], status, &ru, out);
+		close(p->tasks[i].pidfd);
+		p->tasks[i] = p->tasks[--p->n];
+		return true;
+	}
+	return false;
+}
+
+static int proc_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out)
+{
+	struct proc_backend *p = as_proc(b);
+	int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		if (reap_one(p, out)) {
+			pthread_mutex_unlock(&p->mu);
+			return 1;
+		}
+		int deadline_ms = enforce_deadlines(p);
+		int n = p->n;
+		struct pollfd *fds = xcalloc((size_t)n + 1, sizeof *fds);
+		for (int i = 0; i < n; i++)
+			fds[i] = (struct pollfd){.fd = p->tasks[i].pidfd, .events = POLLIN};
+		fds[n] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
+		pthread_mutex_unlock(&p->mu);
+		int64_t left = (end - mono_ns()) / 1000000;
+		if (left <= 0) {
+			free(fds);
+			return 0;
+		}
+		int wait = deadline_ms >= 0 && deadline_ms < left ? deadline_ms : (int)left;
+		poll(fds, (nfds_t)n + 1, wait);
+		if (fds[n].revents & POLLIN) {
+			eventfd_t v;
+			eventfd_read(p->wake_fd, &v);
+		}
+		free(fds);
+	}
+}
+
+static int proc_running(struct exec_backend *b)
+{
+	struct proc_backend *p = as_proc(b);
+	pthread_mutex_lock(&p->mu);
+	int n = p->n;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+static void proc_destroy(struct exec_backend *b)
+{
+	struct proc_backend *p = as_proc(b);
+	for (int i = 0; i < p->n; i++) {
+		kill(-p->tasks[i].pid, SIGKILL);
+		waitpid(p->tasks[i].pid, NULL, 0);
+		close(p->tasks[i].pidfd);
+	}
+	free(p->tasks);
+	close(p->wake_fd);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+struct exec_backend *exec_process_new(struct err *e)
+{
+	struct proc_backend *p = xcalloc(1, sizeof *p);
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake_fd < 0) {
+		err_set(e, ERR_INTERNAL, "eventfd: %s", strerror(errno));
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	p->base = (struct exec_backend){
+		.name = "process",
+		.start = proc_start,
+		.stop = proc_stop,
+		.wait_exit = proc_wait_exit,
+		.running = proc_running,
+		.destroy = proc_destroy,
+	};
+	return &p->base;
+}

@@ -1,0 +1,499 @@
+/* node.c — the node core: active tasks, submit/cancel, and the scheduler
+ * thread. See node.h for the ordering rule (memory, then store, then the
+ * outside world). */
+#include "node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+struct active_task {
+	struct task *t;
+	struct placement pl;
+	bool charged; /* pl is booked in the pool and the client's fair share */
+};
+
+/* How many pending tasks one pass looks at. Enough to fill any pool we run;
+ * a pass that fills them all runs again at once. */
+#define SCHED_PASS_MAX 16384
+/* A pass runs on every change and at least this often (aging, reservations). */
+#define SCHED_IDLE_PASS_MS 1000
+#define SCHED_TICK_MS 200
+
+void node_config_default(struct node_config *c)
+{
+	memset(c, 0, sizeof *c);
+	sched_config_default(&c->sched);
+	queue_config_default(&c->queue);
+	c->heartbeat_interval_ms = 1000;
+	c->host_grace_ms = 10000;
+	c->max_attempts = 3;
+}
+
+/* --- the active-task table: open addressing, linear probing, deletion by
+ * backward shift (no tombstones, so lookups stay short under churn). --- */
+
+static size_t id_hash(const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+static size_t active_slot(const struct node *n, const char *id)
+{
+	size_t mask = n->active_cap - 1, i = id_hash(id) & mask;
+	while (n->active[i] && strcmp(n->active[i]->t->id, id) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void active_grow(struct node *n)
+{
+	struct active_task **old = n->active;
+	size_t old_cap = n->active_cap;
+	n->active_cap = old_cap ? old_cap * 2 : 1024;
+	n->active = xcalloc(n->active_cap, sizeof *n->active);
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i])
+			n->active[active_slot(n, old[i]->t->id)] = old[i];
+	free(old);
+}
+
+static struct active_task *active_insert(struct node *n, struct task *t)
+{
+	if ((n->active_len + 1) * 2 > n->active_cap)
+		active_grow(n);
+	struct active_task *a = xcalloc(1, sizeof *a);
+	a->t = t;
+	n->active[active_slot(n, t->id)] = a;
+	n->active_len++;
+	return a;
+}
+
+struct active_task *node_active_find(struct node *n, const char *id)
+{
+	if (!n->active_cap)
+		return NULL;
+	return n->active[active_slot(n, id)];
+}
+
+static void active_remove(struct node *n, struct active_task *a)
+{
+	size_t mask = n->active_cap - 1, i = active_slot(n, a->t->id);
+	n->active[i] = NULL;
+	n->active_len--;
+	for (size_t j = (i + 1) & mask; n->active[j]; j = (j + 1) & mask) {
+		size_t home = id_hash(n->active[j]->t->id) & mask;
+		/* Move j back into the hole when its home slot is not in (i, j]. */
+		bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!between) {
+			n->active[i] = n->active[j];
+			n->active[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+struct task *node_active_task(struct active_task *a)
+{
+	return a->t;
+}
+
+size_t node_active_on_host(struct node *n, const char *host, struct active_task **out, size_t cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n->active_cap; i++) {
+		struct active_task *a = n->active[i];
+		if (!a || a->t->state == TASK_QUEUED || strcmp(a->t->host, host) != 0)
+			continue;
+		if (out && k < cap)
+			out[k] = a;
+		k++;
+	}
+	return out && k > cap ? cap : k;
+}
+
+/* --- booking --- */
+
+static void charge(struct node *n, struct active_task *a)
+{
+	a->charged = true;
+	queue_charge(n->queue, a->t->client, (int64_t)a->pl.milli * a->pl.n);
+}
+
+static void uncharge(struct node *n, struct active_task *a)
+{
+	if (!a->charged)
+		return;
+	pool_release(n->pool, &a->pl, &a->t->res);
+	queue_charge(n->queue, a->t->client, -(int64_t)a->pl.milli * a->pl.n);
+	a->charged = false;
+}
+
+static void clear_placement(struct task *t)
+{
+	t->host[0] = '\0';
+	t->n_gpus_assigned = 0;
+}
+
+uint64_t node_claim_placement_locked(struct node *n, struct active_task *a)
+{
+	if (a->charged)
+		return 0;
+	if (pool_placement_of(n->pool, a->t, &a->pl) == 0 && pool_alloc(n->pool, &a->pl, &a->t->res) == 0) {
+		charge(n, a);
+		return 0;
+	}
+	return node_requeue_locked(n, a, "its GPUs are no longer available on the host");
+}
+
+void node_kick_locked(struct node *n)
+{
+	n->sched_dirty = true;
+	pthread_cond_signal(&n->sched_cv);
+}
+
+uint64_t node_finish_locked(struct node *n, struct active_task *a, enum task_state to, const char *reason,
+			    const char *message, const char *detail)
+{
+	struct task *t = a->t;
+	enum task_state from = t->state;
+	if (from == TASK_QUEUED)
+		queue_remove(n->queue, t);
+	uncharge(n, a);
+	t->state = to;
+	t->ended_ms = now_ms();
+	if (reason)
+		task_set_failure(t, reason, message);
+	uint64_t ticket = store_update_task(n->store, t, from, detail);
+	active_remove(n, a);
+	task_free(t);
+	free(a);
+	n->counters.finished++;
+	node_kick_locked(n);
+	return ticket;
+}
+
+uint64_t node_requeue_locked(struct node *n, struct active_task *a, const char *why)
+{
+	struct task *t = a->t;
+	if (t->attempts >= n->cfg.max_attempts) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s; gave up after %d attempts", why, t->attempts);
+		return node_finish_locked(n, a, TASK_LOST, "lost", msg, msg);
+	}
+	enum task_state from = t->state;
+	uncharge(n, a);
+	clear_placement(t);
+	t->state = TASK_QUEUED;
+	t->queued_ms = now_ms();
+	t->assigned_ms = t->started_ms = 0;
+	t->executor[0] = '\0';
+	queue_push(n->queue, t);
+	n->counters.requeued++;
+	node_kick_locked(n);
+	char detail[256];
+	snprintf(detail, sizeof detail, "requeued: %s", why);
+	return store_update_task(n->store, t, from, detail);
+}
+
+/* --- client operations --- */
+
+int node_submit(struct node *n, struct task *t, const char *client, struct task **copy, struct err *e)
+{
+	str_copy(t->client, sizeof t->client, client);
+	t->state = TASK_QUEUED;
+	t->created_ms = t->queued_ms = now_ms();
+	task_id_new(t->id);
+
+	pthread_mutex_lock(&n->mu);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->mu);
+		task_free(t);
+		return err_set(e, ERR_UNAVAILABLE, "node is shutting down");
+	}
+	t->seq = n->next_seq++;
+	/* The insert is enqueued before the task becomes placeable, so any
+	 * placement write of it lands after it in the store. */
+	uint64_t ticket = store_insert_task(n->store, t);
+	active_insert(n, t);
+	queue_push(n->queue, t);
+	n->counters.submitted++;
+	*copy = task_clone(t);
+	node_kick_locked(n);
+	pthread_mutex_unlock(&n->mu);
+	if (store_wait(n->store, ticket, e) < 0) {
+		task_free(*copy);
+		*copy = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int node_get_task(struct node *n, const char *id, const char *client, struct task **out, struct err *e)
+{
+	if (!task_id_valid(id))
+		return err_set(e, ERR_INVALID, "bad task id \"%.40s\": want %d lowercase hex digits", id, TASK_ID_LEN);
+	if (store_get_task(n->store, id, out, e) < 0)
+		return -1;
+	if (client && strcmp((*out)->client, client) != 0) {
+		task_free(*out);
+		*out = NULL;
+		return err_set(e, ERR_NOT_FOUND, "no task %s", id);
+	}
+	return 0;
+}
+
+int node_cancel(struct node *n, const char *id, const char *client, struct task **copy, struct err *e)
+{
+	struct task *stored;
+	if (node_get_task(n, id, client, &stored, e) < 0)
+		return -1;
+	task_free(stored);
+
+	pthread_mutex_lock(&n->mu);
+	struct active_task *a = node_active_find(n, id);
+	if (!a) {
+		pthread_mutex_unlock(&n->mu);
+		return err_set(e, ERR_CONFLICT, "task %s has already ended", id);
+	}
+	struct host_link *link = NULL;
+	uint64_t stop_seq = 0;
+	if (a->t->state != TASK_QUEUED && a->t->host[0]) {
+		link = node_link_find(n, a->t->host, false);
+		if (link)
+			stop_seq = node_link_push_stop(n, link, id);
+	}
+	*copy = task_clone(a->t);
+	(*copy)->state = TASK_CANCELLED;
+	(*copy)->ended_ms = now_ms();
+	task_set_failure(*copy, "cancelled", "cancelled by request");
+	uint64_t ticket = node_finish_locked(n, a, TASK_CANCELLED, "cancelled", "cancelled by request",
+					     "cancelled by request");
+	n->counters.cancelled++;
+	pthread_mutex_unlock(&n->mu);
+
+	int rc = store_wait(n->store, ticket, e);
+	if (link) {
+		pthread_mutex_lock(&n->mu);
+		node_link_publish(n, link, stop_seq);
+		pthread_mutex_unlock(&n->mu);
+	}
+	if (rc < 0) {
+		task_free(*copy);
+		*copy = NULL;
+	}
+	return rc;
+}
+
+/* --- the scheduler thread --- */
+
+static uint64_t expire_locked(struct node *n, int64_t now)
+{
+	struct task *expired[256];
+	uint64_t ticket = 0;
+	size_t k;
+	while ((k = queue_take_expired(n->queue, now, expired, 256)) > 0) {
+		for (size_t i = 0; i < k; i++) {
+			struct active_task *a = node_active_find(n, expired[i]->id);
+			char msg[128];
+			snprintf(msg, sizeof msg, "not placed within max_wait_s=%lld",
+				 (long long)(expired[i]->max_wait_ms / 1000));
+			/* queue_take_expired already removed it; node_finish_locked's
+			 * queue_remove is then a no-op. */
+			ticket = node_finish_locked(n, a, TASK_EXPIRED, "expired", msg, msg);
+			n->counters.expired++;
+		}
+		if (k < 256)
+			break;
+	}
+	return ticket;
+}
+
+static void describe_placement(const struct task *t, char *buf, size_t cap)
+{
+	int off = snprintf(buf, cap, "placed on host %s gpus", t->host);
+	for (int i = 0; i < t->n_gpus_assigned && off > 0 && (size_t)off < cap; i++)
+		off += snprintf(buf + off, cap - (size_t)off, "%s%s", i ? "," : " ", t->gpu_uuids[i]);
+}
+
+static uint64_t assign_locked(struct node *n, const struct sched_decision *d, int64_t now)
+{
+	struct task *t = d->task;
+	struct active_task *a = node_active_find(n, t->id);
+	queue_remove(n->queue, t);
+	a->pl = d->pl;
+	charge(n, a);
+	t->state = TASK_ASSIGNED;
+	t->attempts++;
+	t->assigned_ms = now;
+	str_copy(t->host, sizeof t->host, d->pl.host->id);
+	t->n_gpus_assigned = d->pl.n;
+	for (int i = 0; i < d->pl.n; i++)
+		str_copy(t->gpu_uuids[i], TASK_GPU_UUID_MAX, d->pl.host->gpus[d->pl.gpu_idx[i]].uuid);
+	char detail[1024];
+	describe_placement(t, detail, sizeof detail);
+	uint64_t ticket = store_update_task(n->store, t, TASK_QUEUED, detail);
+	node_link_push_start(n, node_link_find(n, t->host, true), t);
+	n->counters.placed++;
+	return ticket;
+}
+
+/* One scheduling pass. Returns the last store ticket (0: nothing written)
+ * and sets *more when the pass was capped and should run again. */
+static uint64_t place_locked(struct node *n, int64_t now, struct task **order, struct sched_decision *out,
+			     bool *more)
+{
+	size_t k = queue_order(n->queue, now, order, SCHED_PASS_MAX);
+	size_t placed = k ? sched_pass(n->pool, order, k, &n->cfg.sched, now, out) : 0;
+	uint64_t ticket = 0;
+	for (size_t i = 0; i < placed; i++)
+		ticket = assign_locked(n, &out[i], now);
+	n->counters.sched_passes++;
+	*more = placed > 0 && k == SCHED_PASS_MAX;
+	return ticket;
+}
+
+static void *sched_main(void *arg)
+{
+	struct node *n = arg;
+	struct task **order = xcalloc(SCHED_PASS_MAX, sizeof *order);
+	struct sched_decision *out = xcalloc(SCHED_PASS_MAX, sizeof *out);
+	struct publish_mark marks[256];
+	int64_t last_pass = 0;
+	pthread_mutex_lock(&n->mu);
+	while (!n->stopping) {
+		int64_t now = now_ms();
+		if (!n->sched_dirty && now - last_pass < SCHED_IDLE_PASS_MS) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += SCHED_TICK_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&n->sched_cv, &n->mu, &ts);
+			if (n->stopping)
+				break;
+			now = now_ms();
+		}
+		bool more = false;
+		n->sched_dirty = false;
+		uint64_t ticket = expire_locked(n, now);
+		uint64_t t2 = node_check_hosts_locked(n, now);
+		uint64_t t3 = place_locked(n, now, order, out, &more);
+		last_pass = now;
+		if (t2 > ticket)
+			ticket = t2;
+		if (t3 > ticket)
+			ticket = t3;
+		if (more)
+			n->sched_dirty = true;
+		if (!ticket)
+			continue;
+		size_t nm = node_links_snapshot(n, marks, 256);
+		pthread_mutex_unlock(&n->mu);
+		struct err e;
+		if (store_wait(n->store, ticket, &e) < 0)
+			log_msg("error", "sched", "store commit failed: %s", e.msg);
+		pthread_mutex_lock(&n->mu);
+		for (size_t i = 0; i < nm; i++)
+			node_link_publish(n, marks[i].link, marks[i].seq);
+	}
+	pthread_mutex_unlock(&n->mu);
+	free(order);
+	free(out);
+	return NULL;
+}
+
+/* --- open / close --- */
+
+static int load_active_cb(void *ctx, struct task *t)
+{
+	struct node *n = ctx;
+	t->seq = n->next_seq++;
+	active_insert(n, t);
+	if (t->state == TASK_QUEUED)
+		queue_push(n->queue, t);
+	else if (t->host[0])
+		/* Placed before the restart: its host must come back within the
+		 * grace period and claim it, or it is requeued. */
+		node_link_find(n, t->host, true);
+	return 0;
+}
+
+static int make_dir(const char *path, struct err *e)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return err_set(e, ERR_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int node_open(const struct node_config *cfg, struct node **out, struct err *e)
+{
+	struct node *n = xcalloc(1, sizeof *n);
+	n->cfg = *cfg;
+	pthread_mutex_init(&n->mu, NULL);
+	pthread_cond_init(&n->sched_cv, NULL);
+	char path[600];
+	snprintf(path, sizeof path, "%s/logs", cfg->data_dir);
+	if (make_dir(cfg->data_dir, e) < 0 || make_dir(path, e) < 0)
+		goto fail;
+	snprintf(path, sizeof path, "%s/gpunode.db", cfg->data_dir);
+	if (store_open(path, &n->store, e) < 0)
+		goto fail;
+	n->pool = pool_new();
+	n->queue = queue_new(&cfg->queue);
+	if (store_load_active(n->store, load_active_cb, n, e) < 0)
+		goto fail;
+	if (pthread_create(&n->sched_thread, NULL, sched_main, n) != 0) {
+		err_set(e, ERR_INTERNAL, "cannot start the scheduler thread");
+		goto fail;
+	}
+	n->sched_started = true;
+	*out = n;
+	return 0;
+fail:
+	node_close(n);
+	return -1;
+}
+
+void node_shutdown_begin(struct node *n)
+{
+	pthread_mutex_lock(&n->mu);
+	n->stopping = true;
+	pthread_cond_broadcast(&n->sched_cv);
+	node_links_wake_all(n);
+	pthread_mutex_unlock(&n->mu);
+}
+
+void node_close(struct node *n)
+{
+	if (!n)
+		return;
+	node_shutdown_begin(n);
+	if (n->sched_started)
+		pthread_join(n->sched_thread, NULL);
+	if (n->store)
+		store_close(n->store);
+	for (size_t i = 0; i < n->active_cap; i++)
+		if (n->active[i]) {
+			task_free(n->active[i]->t);
+			free(n->active[i]);
+		}
+	free(n->active);
+	node_links_free(n);
+	if (n->queue)
+		queue_free(n->queue);
+	if (n->pool)
+		pool_free(n->pool);
+	pthread_cond_destroy(&n->sched_cv);
+	pthread_mutex_destroy(&n->mu);
+	free(n);
+}

@@ -1,0 +1,141 @@
+/* node.h — the node core: the one owner of the scheduling state (pool,
+ * queue, the active tasks) under one coarse lock, as in Redis. The API
+ * threads call in; the scheduler thread places; every change is written to
+ * the store in the same order it happens in memory, and nothing leaves the
+ * node (an HTTP answer, a command to an agent) before its write is committed.
+ *
+ * Only non-terminal tasks live in memory. Reads of any task go to the store,
+ * which is never behind anything the node has acknowledged. */
+#ifndef GPUNODE_NODE_H
+#define GPUNODE_NODE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "pool.h"
+#include "queue.h"
+#include "sched.h"
+#include "store.h"
+#include "task.h"
+
+struct node_config {
+	char data_dir[512];
+	struct sched_config sched;
+	struct queue_config queue;
+	int64_t heartbeat_interval_ms; /* told to agents; default 1,000 */
+	int64_t host_grace_ms;         /* silent this long: host lost; default 10,000 */
+	int max_attempts;              /* assignments before a lost task stays lost; default 3 */
+};
+
+void node_config_default(struct node_config *c);
+
+struct active_task;   /* node.c: a task plus its placement bookkeeping */
+struct host_link;     /* node_agents.c: one agent's command outbox */
+
+struct node_counters {
+	uint64_t submitted, placed, requeued, expired, cancelled, finished, sched_passes;
+	uint64_t http_requests[6]; /* by status class: 1xx..5xx in [1..5] */
+};
+
+struct node {
+	struct node_config cfg;
+	pthread_mutex_t mu;      /* the one lock over everything below */
+	pthread_cond_t sched_cv; /* wakes the scheduler thread */
+	bool sched_dirty;        /* something changed since the last pass */
+	bool stopping;
+
+	struct store *store;
+	struct pool *pool;
+	struct queue *queue;
+	struct active_task **active; /* open hash table by task id */
+	size_t active_cap, active_len;
+	struct host_link *links;     /* list, one per registered host */
+	uint64_t next_seq;           /* task arrival order */
+
+	struct node_counters counters;
+	pthread_t sched_thread;
+	bool sched_started;
+};
+
+/* Opens the store in cfg.data_dir, loads the active tasks back into memory,
+ * starts the scheduler thread. */
+int node_open(const struct node_config *cfg, struct node **out, struct err *e);
+/* Stops the scheduler, wakes every long poll, closes the store. */
+void node_close(struct node *n);
+
+/* --- client operations (any thread) --- */
+/* Takes ownership of t (validated by the caller), stamps id, client and
+ * times, commits it, queues it. On success *copy is a snapshot for the
+ * answer (caller frees). */
+int node_submit(struct node *n, struct task *t, const char *client, struct task **copy, struct err *e);
+/* Cancels a task. client NULL: admin (any task). */
+int node_cancel(struct node *n, const char *id, const char *client, struct task **copy, struct err *e);
+/* Reads a task from the store; client NULL: admin. A task of another client
+ * is ERR_NOT_FOUND (its existence is not revealed). */
+int node_get_task(struct node *n, const char *id, const char *client, struct task **out, struct err *e);
+
+/* --- agent operations (node_agents.c) --- */
+/* Registers (or re-registers) a host: its GPUs join the pool, and the tasks
+ * the node had placed there are reconciled with what the agent still holds
+ * (req["tasks"]). Answers {"host","heartbeat_interval_ms","commands_after","stop":[ids]}. */
+int node_agent_register(struct node *n, json_t *req, json_t **resp, struct err *e);
+int node_agent_heartbeat(struct node *n, const char *host, struct err *e);
+/* Long poll: commands with seq > after, waiting up to wait_ms for one. */
+int node_agent_commands(struct node *n, const char *host, uint64_t after, int64_t wait_ms, json_t **resp,
+			struct err *e);
+/* Applies a batch of {task_id, event, ...} reports; returns after commit. */
+int node_agent_reports(struct node *n, const char *host, json_t *reports, struct err *e);
+
+/* --- reads for the API (take the lock briefly) --- */
+json_t *node_gpus_json(struct node *n);
+json_t *node_hosts_json(struct node *n);
+/* The node's metrics in Prometheus text format (metrics.c); caller frees. */
+char *node_metrics_text(struct node *n, size_t *len);
+
+/* --- used between node.c and node_agents.c (lock held) --- */
+struct active_task *node_active_find(struct node *n, const char *id);
+/* Releases a task's GPUs, sets its final state, writes it, drops it from
+ * memory; returns the store ticket. */
+uint64_t node_finish_locked(struct node *n, struct active_task *a, enum task_state to, const char *reason,
+			    const char *message, const char *detail);
+/* Puts an assigned/running task back in the queue (attempt counted at its next
+ * placement) or, past max_attempts, marks it lost. Returns the store ticket. */
+uint64_t node_requeue_locked(struct node *n, struct active_task *a, const char *why);
+/* Agent outboxes (node_agents.c). */
+struct host_link *node_link_find(struct node *n, const char *host, bool create);
+uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t);
+uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id);
+/* Makes commands up to seq visible to the agent's long poll (after their
+ * store write committed) and wakes it. */
+void node_link_publish(struct node *n, struct host_link *l, uint64_t seq);
+/* Marks silent hosts lost and requeues their tasks. Returns the last ticket or 0. */
+uint64_t node_check_hosts_locked(struct node *n, int64_t now);
+void node_links_free(struct node *n);
+void node_links_wake_all(struct node *n);
+
+/* Snapshot of each outbox's newest command, taken before a store wait:
+ * those commands are covered by the ticket being waited for. */
+struct publish_mark {
+	struct host_link *link;
+	uint64_t seq;
+};
+size_t node_links_snapshot(struct node *n, struct publish_mark *marks, size_t cap);
+
+struct task *node_active_task(struct active_task *a);
+/* Active tasks placed on host (assigned or running); out may be NULL to count. */
+size_t node_active_on_host(struct node *n, const char *host, struct active_task **out, size_t cap);
+/* After a restart: books an active task's placement again when its agent
+ * claims it; requeues it when its GPUs are gone. Returns a ticket or 0. */
+uint64_t node_claim_placement_locked(struct node *n, struct active_task *a);
+
+/* Sets stopping and wakes every waiter (long polls, the scheduler), so the
+ * HTTP server can stop before node_close. */
+void node_shutdown_begin(struct node *n);
+
+/* Wakes the scheduler thread (lock held). */
+void node_kick_locked(struct node *n);
+
+#endif

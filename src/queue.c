@@ -1,0 +1,578 @@
+/* queue.c — pending tasks and the order they should be tried in.
+ *
+ * Layout, and why:
+ *   - Tasks are grouped by (client, base priority), base = priority +
+ *     category boost. Inside a group every task ages at the same rate, so the
+ *     oldest task always has the highest effective priority: a group kept
+ *     sorted by (queued_ms, seq) is already in the order the rule wants, and
+ *     its head is its best task. Tasks arrive in time order, so keeping the
+ *     group sorted is an append; a requeued task re-enters as of its requeue
+ *     time, which needs a binary search and a rare memmove.
+ *   - queue_order is a k-way merge of the group heads through a binary heap
+ *     keyed by (effective priority desc, client's virtual use asc, queued_ms,
+ *     seq). A client's virtual use starts at the GPU milli it holds
+ *     (queue_charge) and grows by each task of it written out, so among equal
+ *     priority the clients take turns weighted by what they hold and what is
+ *     already ahead of them: client A's 10,000 tasks cannot starve client B's
+ *     one. Writing out one task changes the key of the client's other groups;
+ *     keys only ever get worse during one call, so they are refreshed lazily
+ *     when such a group reaches the top. Cost: O(G + max log G) for G groups,
+ *     never a sort of all n tasks.
+ *   - Deadlines (max_wait_ms) sit in a second heap, so queue_take_expired
+ *     touches only the tasks that expire.
+ * Removed tasks leave holes in their group; a group compacts itself when the
+ * holes outnumber its live tasks, so removal is O(1) amortised. */
+#include "queue.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "util.h"
+
+#define QUEUE_NO_POS SIZE_MAX
+
+struct queue_group;
+
+/* task->queue_slot points here. */
+struct queue_entry {
+	struct task *task;
+	struct queue *q;
+	struct queue_group *group;
+	size_t idx;          /* position in group->items */
+	size_t deadline_pos; /* position in q->deadlines, QUEUE_NO_POS when none */
+	enum task_category category;
+};
+
+/* Sort keys stay in a hole, so binary search still works over holes. */
+struct queue_item {
+	int64_t queued_ms;
+	uint64_t seq;
+	struct queue_entry *entry; /* NULL: a hole left by a removal */
+};
+
+struct queue_client;
+
+/* One client's tasks at one base priority, oldest first. */
+struct queue_group {
+	struct queue_client *client;
+	int64_t base;
+	struct queue_item *items; /* live range [head, end) */
+	size_t head, end, cap;
+	size_t live;
+	size_t active_pos; /* in q->active, QUEUE_NO_POS when empty */
+	/* queue_order scratch: the next item and the heap key it gives */
+	size_t cursor;
+	int64_t key_eff, key_virt;
+};
+
+struct queue_client {
+	char name[TASK_CLIENT_MAX];
+	int64_t charged; /* GPU milli in use (queue_charge) */
+	struct queue_group **groups;
+	int n_groups, cap_groups;
+	int64_t virt; /* queue_order scratch: charged + demand already written out */
+};
+
+/* Binary heap of pointers; `moved` (optional) tracks positions so an item can
+ * be removed from the middle. */
+struct queue_heap {
+	void **items;
+	size_t len, cap;
+	bool (*before)(const void *a, const void *b);
+	void (*moved)(void *item, size_t pos);
+};
+
+struct queue {
+	struct queue_config cfg;
+	struct queue_client **clients; /* open addressing by name */
+	size_t clients_cap, clients_len;
+	struct queue_group **active;   /* groups with live tasks */
+	size_t n_active, cap_active;
+	struct queue_heap deadlines;   /* entries with max_wait_ms > 0 */
+	struct queue_heap merge;       /* queue_order scratch */
+	size_t len;
+	size_t len_cat[TASK_CAT_COUNT];
+};
+
+/* ---- heap ---- */
+
+static void queue_heap_set(struct queue_heap *h, size_t pos, void *item)
+{
+	h->items[pos] = item;
+	if (h->moved)
+		h->moved(item, pos);
+}
+
+static void queue_heap_sift_up(struct queue_heap *h, size_t pos)
+{
+	void *item = h->items[pos];
+	while (pos > 0) {
+		size_t parent = (pos - 1) / 2;
+		if (!h->before(item, h->items[parent]))
+			break;
+		queue_heap_set(h, pos, h->items[parent]);
+		pos = parent;
+	}
+	queue_heap_set(h, pos, item);
+}
+
+static void queue_heap_sift_down(struct queue_heap *h, size_t pos)
+{
+	void *item = h->items[pos];
+	for (;;) {
+		size_t child = 2 * pos + 1;
+		if (child >= h->len)
+			break;
+		if (child + 1 < h->len && h->before(h->items[child + 1], h->items[child]))
+			child++;
+		if (!h->before(h->items[child], item))
+			break;
+		queue_heap_set(h, pos, h->items[child]);
+		pos = child;
+	}
+	queue_heap_set(h, pos, item);
+}
+
+static void queue_heap_reserve(struct queue_heap *h, size_t n)
+{
+	if (n <= h->cap)
+		return;
+	h->cap = n > 2 * h->cap ? n : 2 * h->cap;
+	h->items = xrealloc(h->items, h->cap * sizeof *h->items);
+}
+
+static void queue_heap_push(struct queue_heap *h, void *item)
+{
+	queue_heap_reserve(h, h->len + 1);
+	h->items[h->len++] = item;
+	queue_heap_sift_up(h, h->len - 1);
+}
+
+static void queue_heap_remove_at(struct queue_heap *h, size_t pos)
+{
+	void *last = h->items[--h->len];
+	if (pos == h->len)
+		return;
+	queue_heap_set(h, pos, last);
+	if (pos > 0 && h->before(last, h->items[(pos - 1) / 2]))
+		queue_heap_sift_up(h, pos);
+	else
+		queue_heap_sift_down(h, pos);
+}
+
+/* Floyd's bottom-up build: O(n) for the items already in place. */
+static void queue_heap_heapify(struct queue_heap *h)
+{
+	for (size_t i = h->len / 2; i-- > 0;)
+		queue_heap_sift_down(h, i);
+}
+
+/* ---- deadlines ---- */
+
+static int64_t queue_deadline(const struct queue_entry *e)
+{
+	return e->task->queued_ms + e->task->max_wait_ms;
+}
+
+static bool queue_deadline_before(const void *a, const void *b)
+{
+	const struct queue_entry *x = a, *y = b;
+	int64_t dx = queue_deadline(x), dy = queue_deadline(y);
+	return dx != dy ? dx < dy : x->task->seq < y->task->seq;
+}
+
+static void queue_deadline_moved(void *item, size_t pos)
+{
+	((struct queue_entry *)item)->deadline_pos = pos;
+}
+
+/* ---- clients ---- */
+
+static uint64_t queue_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+/* Slot for name: the client there, or the empty slot it would take. Clients
+ * are never removed (a node sees a bounded set of them), so plain linear
+ * probing without deletion is enough. */
+static size_t queue_client_slot(const struct queue *q, const char *name)
+{
+	size_t mask = q->clients_cap - 1;
+	size_t i = queue_hash(name) & mask;
+	while (q->clients[i] && strcmp(q->clients[i]->name, name) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void queue_clients_grow(struct queue *q)
+{
+	struct queue_client **old = q->clients;
+	size_t old_cap = q->clients_cap;
+	q->clients_cap = old_cap ? old_cap * 2 : 64;
+	q->clients = xcalloc(q->clients_cap, sizeof *q->clients);
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i])
+			q->clients[queue_client_slot(q, old[i]->name)] = old[i];
+	free(old);
+}
+
+static struct queue_client *queue_client_get(struct queue *q, const char *name)
+{
+	if ((q->clients_len + 1) * 2 > q->clients_cap)
+		queue_clients_grow(q);
+	size_t i = queue_client_slot(q, name);
+	if (!q->clients[i]) {
+		struct queue_client *c = xcalloc(1, sizeof *c);
+		str_copy(c->name, sizeof c->name, name);
+		q->clients[i] = c;
+		q->clients_len++;
+	}
+	return q->clients[i];
+}
+
+static struct queue_group *queue_group_get(struct queue_client *c, int64_t base)
+{
+	for (int i = 0; i < c->n_groups; i++)
+		if (c->groups[i]->base == base)
+			return c->groups[i];
+	if (c->n_groups == c->cap_groups) {
+		c->cap_groups = c->cap_groups ? c->cap_groups * 2 : 4;
+		c->groups = xrealloc(c->groups, (size_t)c->cap_groups * sizeof *c->groups);
+	}
+	struct queue_group *g = xcalloc(1, sizeof *g);
+	g->client = c;
+	g->base = base;
+	g->active_pos = QUEUE_NO_POS;
+	c->groups[c->n_groups++] = g;
+	return g;
+}
+
+/* ---- groups ---- */
+
+static bool queue_item_before(int64_t qms, uint64_t seq, const struct queue_item *it)
+{
+	return qms != it->queued_ms ? qms < it->queued_ms : seq < it->seq;
+}
+
+static void queue_group_place(struct queue_group *g, size_t i, struct queue_item it)
+{
+	g->items[i] = it;
+	if (it.entry)
+		it.entry->idx = i;
+}
+
+/* Drops the holes; keeps order. */
+static void queue_group_compact(struct queue_group *g)
+{
+	size_t w = 0;
+	for (size_t i = g->head; i < g->end; i++)
+		if (g->items[i].entry)
+			queue_group_place(g, w++, g->items[i]);
+	g->head = 0;
+	g->end = w;
+}
+
+static void queue_group_make_room(struct queue_group *g)
+{
+	if (g->end < g->cap)
+		return;
+	if (g->end - g->head - g->live > g->live)
+		queue_group_compact(g);
+	if (g->end == g->cap) {
+		g->cap = g->cap ? g->cap * 2 : 8;
+		g->items = xrealloc(g->items, g->cap * sizeof *g->items);
+	}
+}
+
+/* First index in [head, end) whose key is after (qms, seq). */
+static size_t queue_group_upper_bound(const struct queue_group *g, int64_t qms, uint64_t seq)
+{
+	size_t lo = g->head, hi = g->end;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (queue_item_before(qms, seq, &g->items[mid]))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static void queue_group_insert(struct queue_group *g, struct queue_entry *e)
+{
+	struct queue_item it = { e->task->queued_ms, e->task->seq, e };
+	if (g->head > 0 && g->head < g->end && queue_item_before(it.queued_ms, it.seq, &g->items[g->head])) {
+		queue_group_place(g, --g->head, it); /* an old task back in front */
+	} else {
+		queue_group_make_room(g);
+		size_t pos = queue_group_upper_bound(g, it.queued_ms, it.seq);
+		for (size_t i = g->end; i > pos; i--)
+			queue_group_place(g, i, g->items[i - 1]);
+		queue_group_place(g, pos, it);
+		g->end++;
+	}
+	g->live++;
+	e->group = g;
+}
+
+static void queue_group_skip_holes(struct queue_group *g)
+{
+	while (g->head < g->end && !g->items[g->head].entry)
+		g->head++;
+	while (g->end > g->head && !g->items[g->end - 1].entry)
+		g->end--;
+}
+
+static void queue_group_erase(struct queue_group *g, struct queue_entry *e)
+{
+	g->items[e->idx].entry = NULL;
+	g->live--;
+	queue_group_skip_holes(g);
+	if (g->live == 0)
+		g->head = g->end = 0;
+	else if (g->end - g->head - g->live > g->live + 16)
+		queue_group_compact(g);
+}
+
+static void queue_activate(struct queue *q, struct queue_group *g)
+{
+	if (g->active_pos != QUEUE_NO_POS)
+		return;
+	if (q->n_active == q->cap_active) {
+		q->cap_active = q->cap_active ? q->cap_active * 2 : 16;
+		q->active = xrealloc(q->active, q->cap_active * sizeof *q->active);
+	}
+	g->active_pos = q->n_active;
+	q->active[q->n_active++] = g;
+}
+
+static void queue_deactivate(struct queue *q, struct queue_group *g)
+{
+	struct queue_group *last = q->active[--q->n_active];
+	last->active_pos = g->active_pos;
+	q->active[g->active_pos] = last;
+	g->active_pos = QUEUE_NO_POS;
+}
+
+/* ---- public ---- */
+
+void queue_config_default(struct queue_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->aging_period_ms = 10000;
+	c->category_boost[TASK_CAT_INFERENCE] = 50;
+}
+
+struct queue *queue_new(const struct queue_config *c)
+{
+	struct queue *q = xcalloc(1, sizeof *q);
+	if (c)
+		q->cfg = *c;
+	else
+		queue_config_default(&q->cfg);
+	q->deadlines.before = queue_deadline_before;
+	q->deadlines.moved = queue_deadline_moved;
+	return q;
+}
+
+static void queue_entry_free(struct queue_entry *e)
+{
+	e->task->queue_slot = NULL;
+	free(e);
+}
+
+void queue_free(struct queue *q)
+{
+	if (!q)
+		return;
+	for (size_t i = 0; i < q->clients_cap; i++) {
+		struct queue_client *c = q->clients[i];
+		if (!c)
+			continue;
+		for (int j = 0; j < c->n_groups; j++) {
+			struct queue_group *g = c->groups[j];
+			for (size_t k = g->head; k < g->end; k++)
+				if (g->items[k].entry)
+					queue_entry_free(g->items[k].entry);
+			free(g->items);
+			free(g);
+		}
+		free(c->groups);
+		free(c);
+	}
+	free(q->clients);
+	free(q->active);
+	free(q->deadlines.items);
+	free(q->merge.items);
+	free(q);
+}
+
+static int64_t queue_base_priority(const struct queue *q, const struct task *t)
+{
+	int boost = (unsigned)t->category < TASK_CAT_COUNT ? q->cfg.category_boost[t->category] : 0;
+	return (int64_t)t->priority + boost;
+}
+
+void queue_push(struct queue *q, struct task *t)
+{
+	if (t->queue_slot)
+		return; /* already queued: pushing twice must not duplicate it */
+	struct queue_entry *e = xcalloc(1, sizeof *e);
+	e->task = t;
+	e->q = q;
+	e->deadline_pos = QUEUE_NO_POS;
+	e->category = (unsigned)t->category < TASK_CAT_COUNT ? t->category : TASK_CAT_BATCH;
+	t->queue_slot = e;
+	struct queue_group *g = queue_group_get(queue_client_get(q, t->client), queue_base_priority(q, t));
+	queue_group_insert(g, e);
+	queue_activate(q, g);
+	if (t->max_wait_ms > 0)
+		queue_heap_push(&q->deadlines, e);
+	q->len++;
+	q->len_cat[e->category]++;
+}
+
+void queue_remove(struct queue *q, struct task *t)
+{
+	struct queue_entry *e = t->queue_slot;
+	if (!e || e->q != q)
+		return;
+	struct queue_group *g = e->group;
+	queue_group_erase(g, e);
+	if (g->live == 0)
+		queue_deactivate(q, g);
+	if (e->deadline_pos != QUEUE_NO_POS)
+		queue_heap_remove_at(&q->deadlines, e->deadline_pos);
+	q->len--;
+	q->len_cat[e->category]--;
+	queue_entry_free(e);
+}
+
+size_t queue_len(const struct queue *q) { return q->len; }
+
+size_t queue_len_category(const struct queue *q, enum task_category c)
+{
+	return (unsigned)c < TASK_CAT_COUNT ? q->len_cat[c] : 0;
+}
+
+/* ---- ordering ---- */
+
+static int64_t queue_aging(const struct queue *q, const struct task *t, int64_t now_ms)
+{
+	int64_t waited = now_ms - t->queued_ms;
+	if (q->cfg.aging_period_ms <= 0 || waited <= 0)
+		return 0;
+	return waited / q->cfg.aging_period_ms;
+}
+
+/* GPU milli a task asks for; at least 1 so a CPU-only task still counts as
+ * one task ahead of its client. */
+static int64_t queue_task_demand(const struct task *t)
+{
+	int64_t d = (int64_t)pool_task_milli(&t->res) * (t->res.gpus > 0 ? t->res.gpus : 0);
+	return d > 0 ? d : 1;
+}
+
+static const struct queue_item *queue_group_cursor_item(const struct queue_group *g)
+{
+	return &g->items[g->cursor];
+}
+
+/* Merge-heap order: effective priority, then the client's virtual use, then
+ * arrival. */
+static bool queue_merge_before(const void *a, const void *b)
+{
+	const struct queue_group *x = a, *y = b;
+	if (x->key_eff != y->key_eff)
+		return x->key_eff > y->key_eff;
+	if (x->key_virt != y->key_virt)
+		return x->key_virt < y->key_virt;
+	const struct queue_item *ix = queue_group_cursor_item(x), *iy = queue_group_cursor_item(y);
+	return queue_item_before(ix->queued_ms, ix->seq, iy);
+}
+
+static void queue_group_key(const struct queue *q, struct queue_group *g, int64_t now_ms)
+{
+	g->key_eff = g->base + queue_aging(q, queue_group_cursor_item(g)->entry->task, now_ms);
+	g->key_virt = g->client->virt;
+}
+
+/* Moves the cursor past the written task; false when the group is used up. */
+static bool queue_group_advance(struct queue_group *g)
+{
+	do
+		g->cursor++;
+	while (g->cursor < g->end && !g->items[g->cursor].entry);
+	return g->cursor < g->end;
+}
+
+static void queue_merge_start(struct queue *q, int64_t now_ms)
+{
+	struct queue_heap *h = &q->merge;
+	h->before = queue_merge_before;
+	h->moved = NULL;
+	h->len = 0;
+	queue_heap_reserve(h, q->n_active);
+	for (size_t i = 0; i < q->n_active; i++)
+		q->active[i]->client->virt = q->active[i]->client->charged;
+	for (size_t i = 0; i < q->n_active; i++) {
+		struct queue_group *g = q->active[i];
+		g->cursor = g->head; /* head is never a hole while live > 0 */
+		queue_group_key(q, g, now_ms);
+		h->items[h->len++] = g;
+	}
+	queue_heap_heapify(h);
+}
+
+size_t queue_order(struct queue *q, int64_t now_ms, struct task **out, size_t max)
+{
+	struct queue_heap *h = &q->merge;
+	queue_merge_start(q, now_ms);
+	size_t n = 0;
+	while (n < max && h->len > 0) {
+		struct queue_group *g = h->items[0];
+		if (g->key_virt != g->client->virt) {
+			g->key_virt = g->client->virt; /* stale: its client went ahead meanwhile */
+			queue_heap_sift_down(h, 0);
+			continue;
+		}
+		struct task *t = queue_group_cursor_item(g)->entry->task;
+		out[n++] = t;
+		g->client->virt += queue_task_demand(t);
+		if (queue_group_advance(g)) {
+			queue_group_key(q, g, now_ms);
+			queue_heap_sift_down(h, 0);
+		} else {
+			queue_heap_remove_at(h, 0);
+		}
+	}
+	return n;
+}
+
+size_t queue_take_expired(struct queue *q, int64_t now_ms, struct task **out, size_t max)
+{
+	size_t n = 0;
+	while (n < max && q->deadlines.len > 0) {
+		struct queue_entry *e = q->deadlines.items[0];
+		if (queue_deadline(e) > now_ms)
+			break;
+		struct task *t = e->task;
+		queue_remove(q, t);
+		out[n++] = t;
+	}
+	return n;
+}
+
+void queue_charge(struct queue *q, const char *client, int64_t milli)
+{
+	struct queue_client *c = queue_client_get(q, client ? client : "");
+	c->charged += milli;
+	if (c->charged < 0)
+		c->charged = 0;
+}

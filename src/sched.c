@@ -1,0 +1,1023 @@
+/* sched.c — placement: filter, then score.
+ *
+ * One pass builds a small index of the pool, walks the ordered tasks, and
+ * throws the index away: no state survives between passes, so whatever the
+ * node changed in the pool meanwhile (releases, health, draining) can never
+ * leave the index stale.
+ *
+ * The index, and why it is fast:
+ *   - Host states. A host is reduced to its state: the usable GPUs (healthy,
+ *     not draining) as sorted (model, VRAM, free milli, NVLink group) slots,
+ *     plus CPU and memory left. Hosts with equal states are interchangeable
+ *     for every task and every score, so they share one group, and a task is
+ *     scored once per distinct state, not once per host. A big pool has few
+ *     distinct states (empty hosts, full hosts, a handful being filled), so a
+ *     placement costs O(distinct states), not O(hosts x GPUs). Inside a group
+ *     the host with the lowest pool position is taken (a fixed tie order).
+ *   - Task classes. Tasks with equal resources form a class. A class that did
+ *     not fit once in a pass never fits later in it (a pass only allocates and
+ *     reserves), so the 90,000 tasks that cannot run cost one lookup each.
+ *   - A score cache keyed by (state group, class). A state never changes (a
+ *     host that changes moves to another group), so a cached score is valid
+ *     for the whole pass; after a placement only the new state is scored.
+ *
+ * The frag score follows FGD (Weng et al., USENIX ATC'23). For a target
+ * workload of shapes s with weights w_s, a host's fragmentation is
+ *   F(host) = sum_s w_s * (GPU milli on the host that s cannot use),
+ * where s cannot use anything when it does not fit the host at all (CPU,
+ * memory, model, VRAM, or not enough GPUs with enough free milli), and
+ * otherwise cannot use the GPUs it is not allowed on or that have less free
+ * than its per-GPU need. A placement is scored by how much it increases F:
+ * for gangs, keeping the gang inside one NVLink group comes first; then the
+ * least increase wins; then best fit; then host order. F is kept per state as
+ * per-shape counters, so the increase of a candidate is O(shapes) per GPU
+ * it touches.
+ *
+ * Backfill: a task that does not fit does not stop the pass. Once such a task
+ * has waited reserve_after_ms, it reserves the host with the most capacity
+ * already free for it; no later task of the pass is placed there, so the
+ * host drains for it while small work keeps running elsewhere. The pass is
+ * stateless, so the reservation is re-derived each pass: the same host keeps
+ * winning because it is the one draining. */
+#include "sched.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define SCHED_MAX_SLOTS TASK_MAX_GPUS
+#define SCHED_MAX_SHAPES 32
+#define SCHED_SHAPE_COVER 0.95      /* FGD: the shapes covering 95 % of tasks */
+#define SCHED_CACHE_BITS 16         /* 64 Ki entries, 2.5 MB: fixed, never grows */
+#define SCHED_UNTRACKED INT64_MAX   /* CPU or memory the host does not track */
+#define SCHED_MODEL_NONE (-2)       /* an allowed model no GPU in the pool has */
+#define SCHED_DEFAULT_MAX_RESERVATIONS 4
+
+/* ---- policy and config ---- */
+
+static const char *const sched_policy_names[SCHED_POLICY_COUNT] = { "frag", "bestfit" };
+
+const char *sched_policy_name(enum sched_policy p)
+{
+	return (unsigned)p < SCHED_POLICY_COUNT ? sched_policy_names[p] : "unknown";
+}
+
+int sched_policy_parse(const char *name, enum sched_policy *out)
+{
+	for (int i = 0; i < SCHED_POLICY_COUNT; i++)
+		if (name && strcmp(name, sched_policy_names[i]) == 0) {
+			*out = (enum sched_policy)i;
+			return 0;
+		}
+	return -1;
+}
+
+void sched_config_default(struct sched_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->policy = SCHED_POLICY_FRAG;
+	c->reserve_after_ms = 60000;
+	c->max_reservations = SCHED_DEFAULT_MAX_RESERVATIONS;
+}
+
+static bool sched_model_allowed(const char *model, const struct task_resources *r)
+{
+	if (r->n_models <= 0)
+		return true;
+	for (int i = 0; i < r->n_models; i++)
+		if (r->models[i] && strcmp(r->models[i], model) == 0)
+			return true;
+	return false;
+}
+
+bool sched_gpu_eligible(const struct gpu *g, const struct task_resources *r)
+{
+	return g->health == GPU_HEALTHY && !g->draining && g->vram_mb >= r->min_vram_mb &&
+	       sched_model_allowed(g->model, r);
+}
+
+/* ---- the pass's index ---- */
+
+/* One usable GPU of a host state. */
+struct sched_slot {
+	int64_t vram;
+	int model; /* id in ctx->models */
+	int group; /* NVLink group, -1 unknown */
+	int free;  /* milli */
+};
+
+struct sched_state {
+	int n;
+	struct sched_slot slot[SCHED_MAX_SLOTS];
+	int64_t cpu_left, mem_left; /* SCHED_UNTRACKED when not tracked */
+	int64_t cpu_cap, mem_cap;
+	int64_t free_total;         /* sum of slot free */
+};
+
+/* What tasks of one class ask for; also the form a target shape takes. */
+struct sched_class {
+	int id;
+	int gpus;          /* 0: CPU-only */
+	int milli;         /* per GPU */
+	int64_t vram, cpu, mem;
+	const struct task_resources *res; /* first task seen; for model names */
+	int n_models;
+	int *model_ids;
+	uint64_t hash;
+	size_t count;      /* tasks of the class in this pass */
+	bool infeasible;   /* did not fit once in this pass: never will in it */
+};
+
+/* The frag counters of one state for one shape. */
+struct sched_shape_stat {
+	bool side_ok;      /* CPU and memory fit */
+	int fit_count;     /* eligible slots with free >= the shape's need */
+	int64_t unusable;  /* free milli on slots the shape cannot use */
+};
+
+struct sched_hnode;
+
+struct sched_group {
+	int id;
+	uint64_t hash;
+	struct sched_state st;
+	struct sched_hnode **hosts; /* by pool position, descending: the lowest is last */
+	int n_hosts, cap_hosts;
+	int live_list, live_pos;    /* where in ctx->live; live_pos -1 when empty */
+	struct sched_shape_stat *stats; /* per target shape, lazily */
+};
+
+struct sched_hnode {
+	struct host *host;
+	struct sched_group *group;     /* NULL: offline or reserved */
+	int slot_gpu[SCHED_MAX_SLOTS]; /* state slot -> host GPU index */
+	int slot_model[SCHED_MAX_SLOTS];
+};
+
+/* Which slots of a state a task takes. */
+struct sched_pick {
+	int n;
+	int slot[SCHED_MAX_SLOTS];
+};
+
+/* A score: lower is better, compared key by key. */
+struct sched_score {
+	double k[3];
+};
+
+struct sched_cache_entry {
+	int gid, cid; /* gid -1: empty */
+	bool fits;
+	struct sched_score score;
+};
+
+/* Open-addressing table of int ids (into an array the caller owns). */
+struct sched_idmap {
+	int *slots; /* -1 empty */
+	size_t cap, len;
+};
+
+enum { SCHED_LIVE_NO_GPU, SCHED_LIVE_GPU, SCHED_LIVE_COUNT };
+
+struct sched_ctx {
+	struct pool *pool;
+	const struct sched_config *cfg;
+	const char **models;
+	int n_models, cap_models;
+	struct sched_class **classes;
+	int n_classes, cap_classes;
+	struct sched_idmap class_map;
+	struct sched_class **shapes;
+	double *shape_w;
+	int n_shapes;
+	struct sched_group **groups;
+	int n_groups, cap_groups;
+	struct sched_idmap group_map;
+	struct sched_group **live[SCHED_LIVE_COUNT];
+	int n_live[SCHED_LIVE_COUNT], cap_live[SCHED_LIVE_COUNT];
+	struct sched_hnode *hnodes;
+	struct sched_cache_entry *cache;
+	int n_reserved;
+};
+
+static uint64_t sched_mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdULL;
+}
+
+static uint64_t sched_hash_str(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return sched_mix(h, 0);
+}
+
+static void sched_idmap_init(struct sched_idmap *m)
+{
+	m->cap = 64;
+	m->len = 0;
+	m->slots = xmalloc(m->cap * sizeof *m->slots);
+	memset(m->slots, 0xff, m->cap * sizeof *m->slots);
+}
+
+/* ---- models ---- */
+
+static int sched_model_id(struct sched_ctx *ctx, const char *name, bool add)
+{
+	for (int i = 0; i < ctx->n_models; i++)
+		if (strcmp(ctx->models[i], name) == 0)
+			return i;
+	if (!add)
+		return SCHED_MODEL_NONE;
+	if (ctx->n_models == ctx->cap_models) {
+		ctx->cap_models = ctx->cap_models ? ctx->cap_models * 2 : 8;
+		ctx->models = xrealloc(ctx->models, (size_t)ctx->cap_models * sizeof *ctx->models);
+	}
+	ctx->models[ctx->n_models] = name;
+	return ctx->n_models++;
+}
+
+/* ---- classes ---- */
+
+static void sched_class_key(const struct task_resources *r, struct sched_class *k)
+{
+	memset(k, 0, sizeof *k);
+	k->gpus = r->gpus > 0 ? r->gpus : 0;
+	k->milli = pool_task_milli(r);
+	k->vram = r->min_vram_mb > 0 ? r->min_vram_mb : 0;
+	k->cpu = r->cpu_milli > 0 ? r->cpu_milli : 0;
+	k->mem = r->mem_mb > 0 ? r->mem_mb : 0;
+	k->res = r;
+	k->n_models = r->n_models > 0 ? r->n_models : 0;
+	uint64_t h = sched_mix(sched_mix(sched_mix(0, (uint64_t)k->gpus), (uint64_t)k->milli), (uint64_t)k->vram);
+	h = sched_mix(sched_mix(h, (uint64_t)k->cpu), (uint64_t)k->mem);
+	for (int i = 0; i < k->n_models; i++)
+		h = sched_hash_str(h, r->models[i]);
+	k->hash = h;
+}
+
+static bool sched_class_equal(const struct sched_class *a, const struct sched_class *b)
+{
+	if (a->hash != b->hash || a->gpus != b->gpus || a->milli != b->milli || a->vram != b->vram ||
+	    a->cpu != b->cpu || a->mem != b->mem || a->n_models != b->n_models)
+		return false;
+	for (int i = 0; i < a->n_models; i++)
+		if (strcmp(a->res->models[i] ? a->res->models[i] : "", b->res->models[i] ? b->res->models[i] : ""))
+			return false;
+	return true;
+}
+
+static struct sched_class *sched_class_add(struct sched_ctx *ctx, const struct sched_class *key)
+{
+	struct sched_class *c = xmalloc(sizeof *c);
+	*c = *key;
+	c->id = ctx->n_classes;
+	c->model_ids = xcalloc((size_t)(c->n_models > 0 ? c->n_models : 1), sizeof *c->model_ids);
+	for (int i = 0; i < c->n_models; i++)
+		c->model_ids[i] = c->res->models[i] ? sched_model_id(ctx, c->res->models[i], false) : SCHED_MODEL_NONE;
+	if (ctx->n_classes == ctx->cap_classes) {
+		ctx->cap_classes = ctx->cap_classes ? ctx->cap_classes * 2 : 16;
+		ctx->classes = xrealloc(ctx->classes, (size_t)ctx->cap_classes * sizeof *ctx->classes);
+	}
+	ctx->classes[ctx->n_classes++] = c;
+	return c;
+}
+
+static void sched_idmap_grow(struct sched_idmap *m, void *const *items, uint64_t (*hash_of)(const void *));
+
+static uint64_t sched_class_hash_of(const void *c) { return ((const struct sched_class *)c)->hash; }
+
+/* The class of r, created on first sight. */
+static struct sched_class *sched_class_of(struct sched_ctx *ctx, const struct task_resources *r)
+{
+	struct sched_class key;
+	sched_class_key(r, &key);
+	struct sched_idmap *m = &ctx->class_map;
+	size_t mask = m->cap - 1, i = key.hash & mask;
+	for (; m->slots[i] >= 0; i = (i + 1) & mask)
+		if (sched_class_equal(ctx->classes[m->slots[i]], &key))
+			return ctx->classes[m->slots[i]];
+	struct sched_class *c = sched_class_add(ctx, &key);
+	m->slots[i] = c->id;
+	if (++m->len * 2 > m->cap)
+		sched_idmap_grow(m, (void *const *)ctx->classes, sched_class_hash_of);
+	return c;
+}
+
+static void sched_idmap_grow(struct sched_idmap *m, void *const *items, uint64_t (*hash_of)(const void *))
+{
+	size_t old_cap = m->cap;
+	int *old = m->slots;
+	m->cap *= 2;
+	m->slots = xmalloc(m->cap * sizeof *m->slots);
+	memset(m->slots, 0xff, m->cap * sizeof *m->slots);
+	for (size_t j = 0; j < old_cap; j++) {
+		if (old[j] < 0)
+			continue;
+		size_t i = hash_of(items[old[j]]) & (m->cap - 1);
+		while (m->slots[i] >= 0)
+			i = (i + 1) & (m->cap - 1);
+		m->slots[i] = old[j];
+	}
+	free(old);
+}
+
+/* ---- eligibility and fit, on state slots ---- */
+
+static bool sched_slot_eligible(const struct sched_class *c, const struct sched_slot *s)
+{
+	if (s->vram < c->vram)
+		return false;
+	if (c->n_models == 0)
+		return true;
+	for (int i = 0; i < c->n_models; i++)
+		if (c->model_ids[i] == s->model)
+			return true;
+	return false;
+}
+
+static bool sched_side_fits(int64_t cpu_left, int64_t mem_left, const struct sched_class *c)
+{
+	return cpu_left >= c->cpu && mem_left >= c->mem;
+}
+
+/* Per-GPU need: a slot is usable by c only with at least this much free. */
+static int sched_need(const struct sched_class *c) { return c->gpus > 0 ? c->milli : 0; }
+
+/* ---- host states and groups ---- */
+
+static bool sched_slot_less(const struct sched_slot *a, int ga, const struct sched_slot *b, int gb)
+{
+	if (a->model != b->model)
+		return a->model < b->model;
+	if (a->vram != b->vram)
+		return a->vram < b->vram;
+	if (a->free != b->free)
+		return a->free < b->free;
+	if (a->group != b->group)
+		return a->group < b->group;
+	return ga < gb;
+}
+
+static int64_t sched_left(int64_t cap, int64_t used)
+{
+	return cap > 0 ? (cap > used ? cap - used : 0) : SCHED_UNTRACKED;
+}
+
+/* Recomputes a host's state from the pool; slots sorted so equal hosts get
+ * equal states, and hn->slot_gpu remembers which GPU each slot is. */
+static void sched_host_state(struct sched_ctx *ctx, struct sched_hnode *hn, struct sched_state *st)
+{
+	const struct host *h = hn->host;
+	memset(st, 0, sizeof *st);
+	for (int j = 0; j < h->n_gpus && st->n < SCHED_MAX_SLOTS; j++) {
+		const struct gpu *g = &h->gpus[j];
+		if (!pool_gpu_usable(g))
+			continue;
+		struct sched_slot s = {
+			.vram = g->vram_mb,
+			.model = sched_model_id(ctx, g->model, true),
+			.group = g->nvlink_group >= 0 ? g->nvlink_group : -1,
+			.free = g->milli_alloc < TASK_MILLI_FULL ? TASK_MILLI_FULL - (g->milli_alloc > 0 ? g->milli_alloc : 0) : 0,
+		};
+		int i = st->n++; /* insertion sort: at most 16 slots */
+		while (i > 0 && sched_slot_less(&s, j, &st->slot[i - 1], hn->slot_gpu[i - 1])) {
+			st->slot[i] = st->slot[i - 1];
+			hn->slot_gpu[i] = hn->slot_gpu[i - 1];
+			i--;
+		}
+		st->slot[i] = s;
+		hn->slot_gpu[i] = j;
+		st->free_total += s.free;
+	}
+	st->cpu_left = sched_left(h->cpu_milli, h->cpu_milli_alloc);
+	st->mem_left = sched_left(h->mem_mb, h->mem_mb_alloc);
+	st->cpu_cap = h->cpu_milli;
+	st->mem_cap = h->mem_mb;
+}
+
+static uint64_t sched_state_hash(const struct sched_state *st)
+{
+	uint64_t h = sched_mix(sched_mix(sched_mix(0, (uint64_t)st->n), (uint64_t)st->cpu_left), (uint64_t)st->mem_left);
+	h = sched_mix(sched_mix(h, (uint64_t)st->cpu_cap), (uint64_t)st->mem_cap);
+	for (int i = 0; i < st->n; i++) {
+		const struct sched_slot *s = &st->slot[i];
+		h = sched_mix(sched_mix(sched_mix(sched_mix(h, (uint64_t)s->vram), (uint64_t)s->model), (uint64_t)s->group),
+			      (uint64_t)s->free);
+	}
+	return h;
+}
+
+static bool sched_state_equal(const struct sched_state *a, const struct sched_state *b)
+{
+	if (a->n != b->n || a->cpu_left != b->cpu_left || a->mem_left != b->mem_left || a->cpu_cap != b->cpu_cap ||
+	    a->mem_cap != b->mem_cap)
+		return false;
+	for (int i = 0; i < a->n; i++) {
+		const struct sched_slot *x = &a->slot[i], *y = &b->slot[i];
+		if (x->vram != y->vram || x->model != y->model || x->group != y->group || x->free != y->free)
+			return false;
+	}
+	return true;
+}
+
+static uint64_t sched_group_hash_of(const void *g) { return ((const struct sched_group *)g)->hash; }
+
+static struct sched_group *sched_group_new(struct sched_ctx *ctx, const struct sched_state *st, uint64_t hash)
+{
+	struct sched_group *g = xcalloc(1, sizeof *g);
+	g->id = ctx->n_groups;
+	g->hash = hash;
+	g->st = *st;
+	g->live_pos = -1;
+	g->live_list = st->free_total > 0 ? SCHED_LIVE_GPU : SCHED_LIVE_NO_GPU;
+	if (ctx->n_groups == ctx->cap_groups) {
+		ctx->cap_groups = ctx->cap_groups ? ctx->cap_groups * 2 : 64;
+		ctx->groups = xrealloc(ctx->groups, (size_t)ctx->cap_groups * sizeof *ctx->groups);
+	}
+	ctx->groups[ctx->n_groups++] = g;
+	return g;
+}
+
+/* The group of a state, created on first sight. */
+static struct sched_group *sched_group_of(struct sched_ctx *ctx, const struct sched_state *st)
+{
+	uint64_t hash = sched_state_hash(st);
+	struct sched_idmap *m = &ctx->group_map;
+	size_t mask = m->cap - 1, i = hash & mask;
+	for (; m->slots[i] >= 0; i = (i + 1) & mask) {
+		struct sched_group *g = ctx->groups[m->slots[i]];
+		if (g->hash == hash && sched_state_equal(&g->st, st))
+			return g;
+	}
+	struct sched_group *g = sched_group_new(ctx, st, hash);
+	m->slots[i] = g->id;
+	if (++m->len * 2 > m->cap)
+		sched_idmap_grow(m, (void *const *)ctx->groups, sched_group_hash_of);
+	return g;
+}
+
+static void sched_live_add(struct sched_ctx *ctx, struct sched_group *g)
+{
+	int l = g->live_list;
+	if (ctx->n_live[l] == ctx->cap_live[l]) {
+		ctx->cap_live[l] = ctx->cap_live[l] ? ctx->cap_live[l] * 2 : 64;
+		ctx->live[l] = xrealloc(ctx->live[l], (size_t)ctx->cap_live[l] * sizeof *ctx->live[l]);
+	}
+	g->live_pos = ctx->n_live[l];
+	ctx->live[l][ctx->n_live[l]++] = g;
+}
+
+static void sched_live_remove(struct sched_ctx *ctx, struct sched_group *g)
+{
+	int l = g->live_list;
+	struct sched_group *last = ctx->live[l][--ctx->n_live[l]];
+	last->live_pos = g->live_pos;
+	ctx->live[l][g->live_pos] = last;
+	g->live_pos = -1;
+}
+
+/* Keeps hosts sorted by position, descending, so the lowest is at the end. */
+static void sched_group_join(struct sched_ctx *ctx, struct sched_group *g, struct sched_hnode *hn)
+{
+	if (g->n_hosts == g->cap_hosts) {
+		g->cap_hosts = g->cap_hosts ? g->cap_hosts * 2 : 4;
+		g->hosts = xrealloc(g->hosts, (size_t)g->cap_hosts * sizeof *g->hosts);
+	}
+	int i = g->n_hosts++;
+	while (i > 0 && g->hosts[i - 1]->host->pos < hn->host->pos) {
+		g->hosts[i] = g->hosts[i - 1];
+		i--;
+	}
+	g->hosts[i] = hn;
+	hn->group = g;
+	if (g->live_pos < 0)
+		sched_live_add(ctx, g);
+}
+
+static void sched_group_leave(struct sched_ctx *ctx, struct sched_hnode *hn)
+{
+	struct sched_group *g = hn->group;
+	int i = g->n_hosts - 1;
+	while (i >= 0 && g->hosts[i] != hn)
+		i--;
+	memmove(&g->hosts[i], &g->hosts[i + 1], (size_t)(g->n_hosts - i - 1) * sizeof *g->hosts);
+	g->n_hosts--;
+	hn->group = NULL;
+	if (g->n_hosts == 0)
+		sched_live_remove(ctx, g);
+}
+
+/* Puts a host in the group of its current state. */
+static void sched_host_index(struct sched_ctx *ctx, struct sched_hnode *hn)
+{
+	struct sched_state st;
+	sched_host_state(ctx, hn, &st);
+	sched_group_join(ctx, sched_group_of(ctx, &st), hn);
+}
+
+/* ---- target shapes ---- */
+
+static int sched_class_cmp_count(const void *a, const void *b)
+{
+	const struct sched_class *x = *(struct sched_class *const *)a, *y = *(struct sched_class *const *)b;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return x->id - y->id;
+}
+
+static void sched_shapes_alloc(struct sched_ctx *ctx, int n)
+{
+	ctx->shapes = xcalloc((size_t)(n > 0 ? n : 1), sizeof *ctx->shapes);
+	ctx->shape_w = xcalloc((size_t)(n > 0 ? n : 1), sizeof *ctx->shape_w);
+}
+
+/* FGD's target workload: the most frequent classes, covering 95 % of tasks. */
+static void sched_shapes_learn(struct sched_ctx *ctx, size_t total)
+{
+	struct sched_class **by_count = xmalloc((size_t)(ctx->n_classes > 0 ? ctx->n_classes : 1) * sizeof *by_count);
+	memcpy(by_count, ctx->classes, (size_t)ctx->n_classes * sizeof *by_count);
+	qsort(by_count, (size_t)ctx->n_classes, sizeof *by_count, sched_class_cmp_count);
+	sched_shapes_alloc(ctx, SCHED_MAX_SHAPES);
+	size_t covered = 0;
+	for (int i = 0; i < ctx->n_classes && ctx->n_shapes < SCHED_MAX_SHAPES; i++) {
+		if (total > 0 && (double)covered >= SCHED_SHAPE_COVER * (double)total)
+			break;
+		ctx->shapes[ctx->n_shapes] = by_count[i];
+		ctx->shape_w[ctx->n_shapes++] = total > 0 ? (double)by_count[i]->count / (double)total : 1.0;
+		covered += by_count[i]->count;
+	}
+	free(by_count);
+}
+
+static void sched_shapes_given(struct sched_ctx *ctx, const struct sched_shape *shapes, size_t n)
+{
+	sched_shapes_alloc(ctx, (int)n);
+	for (size_t i = 0; i < n; i++) {
+		if (shapes[i].weight <= 0)
+			continue;
+		ctx->shapes[ctx->n_shapes] = sched_class_of(ctx, &shapes[i].res);
+		ctx->shape_w[ctx->n_shapes++] = shapes[i].weight;
+	}
+}
+
+/* ---- frag ---- */
+
+static int64_t sched_slot_unusable(const struct sched_class *s, const struct sched_slot *slot, int free)
+{
+	return (!sched_slot_eligible(s, slot) || free < sched_need(s)) ? free : 0;
+}
+
+static bool sched_slot_fits(const struct sched_class *s, const struct sched_slot *slot, int free)
+{
+	return sched_slot_eligible(s, slot) && free >= sched_need(s);
+}
+
+static void sched_shape_stat(const struct sched_state *st, const struct sched_class *s, struct sched_shape_stat *out)
+{
+	memset(out, 0, sizeof *out);
+	out->side_ok = sched_side_fits(st->cpu_left, st->mem_left, s);
+	for (int i = 0; i < st->n; i++) {
+		out->fit_count += sched_slot_fits(s, &st->slot[i], st->slot[i].free);
+		out->unusable += sched_slot_unusable(s, &st->slot[i], st->slot[i].free);
+	}
+}
+
+/* GPU milli of a state that shape s cannot use. */
+static int64_t sched_shape_frag(const struct sched_class *s, const struct sched_shape_stat *k, int64_t free_total)
+{
+	bool fits = k->side_ok && s->gpus > 0 && k->fit_count >= s->gpus;
+	return fits ? k->unusable : free_total;
+}
+
+static const struct sched_shape_stat *sched_group_stats(struct sched_ctx *ctx, struct sched_group *g)
+{
+	if (!g->stats) {
+		g->stats = xcalloc((size_t)(ctx->n_shapes > 0 ? ctx->n_shapes : 1), sizeof *g->stats);
+		for (int i = 0; i < ctx->n_shapes; i++)
+			sched_shape_stat(&g->st, ctx->shapes[i], &g->stats[i]);
+	}
+	return g->stats;
+}
+
+/* Increase of the weighted fragmentation when c takes the picked slots. */
+static double sched_frag_delta(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
+			       const struct sched_pick *pick)
+{
+	const struct sched_state *st = &g->st;
+	const struct sched_shape_stat *stats = sched_group_stats(ctx, g);
+	int64_t cpu_after = st->cpu_left == SCHED_UNTRACKED ? st->cpu_left : st->cpu_left - c->cpu;
+	int64_t mem_after = st->mem_left == SCHED_UNTRACKED ? st->mem_left : st->mem_left - c->mem;
+	int64_t free_after = st->free_total - (int64_t)pick->n * c->milli;
+	double delta = 0;
+	for (int i = 0; i < ctx->n_shapes; i++) {
+		const struct sched_class *s = ctx->shapes[i];
+		struct sched_shape_stat after = stats[i];
+		after.side_ok = sched_side_fits(cpu_after, mem_after, s);
+		for (int j = 0; j < pick->n; j++) {
+			const struct sched_slot *slot = &st->slot[pick->slot[j]];
+			int f0 = slot->free, f1 = slot->free - c->milli;
+			after.fit_count += sched_slot_fits(s, slot, f1) - sched_slot_fits(s, slot, f0);
+			after.unusable += sched_slot_unusable(s, slot, f1) - sched_slot_unusable(s, slot, f0);
+		}
+		int64_t before_f = sched_shape_frag(s, &stats[i], st->free_total);
+		int64_t after_f = sched_shape_frag(s, &after, free_after);
+		delta += ctx->shape_w[i] * (double)(after_f - before_f);
+	}
+	return delta;
+}
+
+/* ---- picking slots inside one state ---- */
+
+/* Best fit's host score: the share of the host left free after placing
+ * (GPU and CPU averaged when the host tracks CPU, as in the openb BestFit). */
+static double sched_bestfit_left(const struct sched_state *st, const struct sched_class *c, const struct sched_pick *pick)
+{
+	double gpu_cap = (double)st->n * TASK_MILLI_FULL;
+	double gpu_left = gpu_cap > 0 ? (double)(st->free_total - (int64_t)pick->n * c->milli) / gpu_cap : 0;
+	if (st->cpu_left == SCHED_UNTRACKED || st->cpu_cap <= 0)
+		return gpu_left;
+	return 0.5 * gpu_left + 0.5 * (double)(st->cpu_left - c->cpu) / (double)st->cpu_cap;
+}
+
+/* Number of fully free, eligible slots in NVLink group grp. */
+static int sched_group_free_count(const struct sched_state *st, const struct sched_class *c, int grp)
+{
+	int n = 0;
+	for (int i = 0; i < st->n; i++)
+		n += st->slot[i].group == grp && st->slot[i].free == TASK_MILLI_FULL && sched_slot_eligible(c, &st->slot[i]);
+	return n;
+}
+
+/* Whole GPUs: the NVLink group with the fewest free GPUs that still holds the
+ * whole gang (keeps bigger groups whole for bigger gangs); unknown-group GPUs
+ * count as groups of one. With no such group, the gang spans groups, taken
+ * from the fullest groups first; *split says so. */
+static bool sched_pick_whole_nvlink(const struct sched_state *st, const struct sched_class *c, struct sched_pick *pick,
+				    bool *split)
+{
+	int count[SCHED_MAX_SLOTS], n_free = 0, best = -1;
+	for (int i = 0; i < st->n; i++) {
+		const struct sched_slot *s = &st->slot[i];
+		count[i] = 0;
+		if (s->free != TASK_MILLI_FULL || !sched_slot_eligible(c, s))
+			continue;
+		n_free++;
+		count[i] = s->group < 0 ? 1 : sched_group_free_count(st, c, s->group);
+		if (count[i] >= c->gpus && (best < 0 || count[i] < count[best]))
+			best = i;
+	}
+	if (n_free < c->gpus)
+		return false;
+	pick->n = 0;
+	*split = best < 0;
+	if (best >= 0) {
+		for (int i = 0; i < st->n && pick->n < c->gpus; i++)
+			if (count[i] > 0 && (i == best || (st->slot[best].group >= 0 && st->slot[i].group == st->slot[best].group)))
+				pick->slot[pick->n++] = i;
+		return true;
+	}
+	for (int want = SCHED_MAX_SLOTS; want >= 1 && pick->n < c->gpus; want--)
+		for (int i = 0; i < st->n && pick->n < c->gpus; i++)
+			if (count[i] == want)
+				pick->slot[pick->n++] = i;
+	return true;
+}
+
+/* Whole GPUs, no topology: the first eligible free slots. */
+static bool sched_pick_whole_first(const struct sched_state *st, const struct sched_class *c, struct sched_pick *pick)
+{
+	pick->n = 0;
+	for (int i = 0; i < st->n && pick->n < c->gpus; i++)
+		if (st->slot[i].free == TASK_MILLI_FULL && sched_slot_eligible(c, &st->slot[i]))
+			pick->slot[pick->n++] = i;
+	return pick->n == c->gpus;
+}
+
+static bool sched_score_less(const struct sched_score *a, const struct sched_score *b)
+{
+	for (int i = 0; i < 3; i++)
+		if (a->k[i] != b->k[i])
+			return a->k[i] < b->k[i];
+	return false;
+}
+
+static struct sched_score sched_score_of(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
+					 const struct sched_pick *pick, bool split)
+{
+	struct sched_score s = { { 0, 0, 0 } };
+	double left = sched_bestfit_left(&g->st, c, pick);
+	if (ctx->cfg->policy == SCHED_POLICY_BESTFIT) {
+		s.k[0] = left;
+	} else {
+		s.k[0] = split ? 1 : 0;
+		s.k[1] = sched_frag_delta(ctx, g, c, pick);
+		s.k[2] = left;
+	}
+	return s;
+}
+
+/* A share of one GPU: frag tries each distinct slot that fits; best fit
+ * takes the one with the least free that fits. */
+static bool sched_pick_share(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
+			     struct sched_pick *pick, struct sched_score *score)
+{
+	const struct sched_state *st = &g->st;
+	bool found = false;
+	for (int i = 0; i < st->n; i++) {
+		const struct sched_slot *s = &st->slot[i];
+		if (!sched_slot_fits(c, s, s->free))
+			continue;
+		if (i > 0 && st->slot[i - 1].model == s->model && st->slot[i - 1].vram == s->vram &&
+		    st->slot[i - 1].free == s->free)
+			continue; /* same as the slot before: same score */
+		struct sched_pick cand = { 1, { i } };
+		struct sched_score sc = sched_score_of(ctx, g, c, &cand, false);
+		if (!found || sched_score_less(&sc, score)) {
+			*pick = cand;
+			*score = sc;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* Whether c fits state g, and if so which slots it takes and the score. */
+static bool sched_eval(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
+		       struct sched_pick *pick, struct sched_score *score)
+{
+	if (!sched_side_fits(g->st.cpu_left, g->st.mem_left, c))
+		return false;
+	pick->n = 0;
+	if (c->gpus == 0) {
+		*score = sched_score_of(ctx, g, c, pick, false);
+		return true;
+	}
+	if (c->gpus == 1 && c->milli < TASK_MILLI_FULL)
+		return sched_pick_share(ctx, g, c, pick, score);
+	bool split = false;
+	bool ok = ctx->cfg->policy == SCHED_POLICY_FRAG ? sched_pick_whole_nvlink(&g->st, c, pick, &split)
+							: sched_pick_whole_first(&g->st, c, pick);
+	if (ok)
+		*score = sched_score_of(ctx, g, c, pick, split);
+	return ok;
+}
+
+static struct sched_cache_entry *sched_cache_slot(struct sched_ctx *ctx, int gid, int cid)
+{
+	uint64_t h = sched_mix(sched_mix(0, (uint64_t)gid), (uint64_t)cid);
+	return &ctx->cache[h & ((1u << SCHED_CACHE_BITS) - 1)];
+}
+
+/* sched_eval through the cache (scores only; the winner is re-picked). */
+static bool sched_eval_cached(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
+			      struct sched_score *score)
+{
+	struct sched_cache_entry *e = sched_cache_slot(ctx, g->id, c->id);
+	if (e->gid != g->id || e->cid != c->id) {
+		struct sched_pick pick;
+		e->gid = g->id;
+		e->cid = c->id;
+		e->fits = sched_eval(ctx, g, c, &pick, &e->score);
+	}
+	*score = e->score;
+	return e->fits;
+}
+
+/* The best host for c among the live states, or NULL. */
+static struct sched_hnode *sched_choose(struct sched_ctx *ctx, const struct sched_class *c)
+{
+	struct sched_group *best = NULL;
+	struct sched_score best_score = { { 0, 0, 0 } };
+	for (int l = c->gpus > 0 ? SCHED_LIVE_GPU : SCHED_LIVE_NO_GPU; l < SCHED_LIVE_COUNT; l++) {
+		for (int i = 0; i < ctx->n_live[l]; i++) {
+			struct sched_group *g = ctx->live[l][i];
+			struct sched_score sc;
+			if (!sched_eval_cached(ctx, g, c, &sc))
+				continue;
+			bool better = !best || sched_score_less(&sc, &best_score) ||
+				      (!sched_score_less(&best_score, &sc) &&
+				       g->hosts[g->n_hosts - 1]->host->pos < best->hosts[best->n_hosts - 1]->host->pos);
+			if (better) {
+				best = g;
+				best_score = sc;
+			}
+		}
+	}
+	return best ? best->hosts[best->n_hosts - 1] : NULL;
+}
+
+static void sched_placement_of(const struct sched_hnode *hn, const struct sched_class *c, const struct sched_pick *pick,
+			       struct placement *out)
+{
+	memset(out, 0, sizeof *out);
+	out->host = hn->host;
+	out->n = pick->n;
+	out->milli = c->milli;
+	for (int i = 0; i < pick->n; i++)
+		out->gpu_idx[i] = hn->slot_gpu[pick->slot[i]];
+}
+
+/* Chooses a host and the GPUs on it; false when nothing fits. */
+static bool sched_find(struct sched_ctx *ctx, const struct sched_class *c, struct placement *out)
+{
+	struct sched_hnode *hn = sched_choose(ctx, c);
+	if (!hn)
+		return false;
+	struct sched_pick pick;
+	struct sched_score score;
+	if (!sched_eval(ctx, hn->group, c, &pick, &score))
+		return false;
+	sched_placement_of(hn, c, &pick, out);
+	return true;
+}
+
+/* ---- reservation ---- */
+
+/* How ready a host is for c: fully free eligible GPUs (gangs) or the most
+ * free on one eligible GPU (shares), then all free milli on eligible GPUs.
+ * -1 when the host could never take c, even empty. */
+static int64_t sched_readiness(const struct sched_hnode *hn, const struct sched_class *c, const struct sched_state *st)
+{
+	const struct host *h = hn->host;
+	if ((h->cpu_milli > 0 && h->cpu_milli < c->cpu) || (h->mem_mb > 0 && h->mem_mb < c->mem))
+		return -1;
+	int eligible = 0, whole = 0, best_free = 0;
+	int64_t free_sum = 0;
+	for (int i = 0; i < st->n; i++) {
+		const struct sched_slot *s = &st->slot[i];
+		if (!sched_slot_eligible(c, s))
+			continue;
+		eligible++;
+		whole += s->free == TASK_MILLI_FULL;
+		best_free = s->free > best_free ? s->free : best_free;
+		free_sum += s->free;
+	}
+	if (eligible < c->gpus)
+		return -1;
+	int64_t ready = c->milli < TASK_MILLI_FULL ? best_free : whole;
+	return ready * 1000000 + free_sum;
+}
+
+/* Takes the most ready host out of the index for a blocked task. */
+static void sched_reserve(struct sched_ctx *ctx, const struct sched_class *c)
+{
+	struct sched_hnode *best = NULL;
+	int64_t best_ready = -1;
+	for (int i = 0; i < ctx->pool->n_hosts; i++) {
+		struct sched_hnode *hn = &ctx->hnodes[i];
+		if (!hn->group)
+			continue;
+		int64_t ready = sched_readiness(hn, c, &hn->group->st);
+		if (ready > best_ready) {
+			best = hn;
+			best_ready = ready;
+		}
+	}
+	if (!best)
+		return;
+	sched_group_leave(ctx, best);
+	ctx->n_reserved++;
+}
+
+static bool sched_should_reserve(const struct sched_ctx *ctx, const struct task *t, const struct sched_class *c,
+				 int64_t now_ms)
+{
+	const struct sched_config *cfg = ctx->cfg;
+	return c->gpus > 0 && cfg->reserve_after_ms >= 0 && ctx->n_reserved < cfg->max_reservations &&
+	       now_ms - t->queued_ms >= cfg->reserve_after_ms;
+}
+
+/* ---- context ---- */
+
+static struct sched_ctx *sched_ctx_new(struct pool *p, const struct sched_config *cfg)
+{
+	struct sched_ctx *ctx = xcalloc(1, sizeof *ctx);
+	ctx->pool = p;
+	ctx->cfg = cfg;
+	sched_idmap_init(&ctx->class_map);
+	sched_idmap_init(&ctx->group_map);
+	ctx->cache = xmalloc(sizeof *ctx->cache << SCHED_CACHE_BITS);
+	for (size_t i = 0; i < (size_t)1 << SCHED_CACHE_BITS; i++)
+		ctx->cache[i].gid = -1;
+	/* Models first, so classes can map their model names to ids. */
+	for (int i = 0; i < p->n_hosts; i++)
+		for (int j = 0; j < p->hosts[i]->n_gpus; j++)
+			sched_model_id(ctx, p->hosts[i]->gpus[j].model, true);
+	return ctx;
+}
+
+static void sched_ctx_index_hosts(struct sched_ctx *ctx)
+{
+	struct pool *p = ctx->pool;
+	ctx->hnodes = xcalloc((size_t)(p->n_hosts > 0 ? p->n_hosts : 1), sizeof *ctx->hnodes);
+	for (int i = 0; i < p->n_hosts; i++) {
+		ctx->hnodes[i].host = p->hosts[i];
+		if (p->hosts[i]->online)
+			sched_host_index(ctx, &ctx->hnodes[i]);
+	}
+}
+
+static void sched_ctx_free(struct sched_ctx *ctx)
+{
+	for (int i = 0; i < ctx->n_classes; i++) {
+		free(ctx->classes[i]->model_ids);
+		free(ctx->classes[i]);
+	}
+	for (int i = 0; i < ctx->n_groups; i++) {
+		free(ctx->groups[i]->hosts);
+		free(ctx->groups[i]->stats);
+		free(ctx->groups[i]);
+	}
+	for (int l = 0; l < SCHED_LIVE_COUNT; l++)
+		free(ctx->live[l]);
+	free(ctx->classes);
+	free(ctx->class_map.slots);
+	free(ctx->groups);
+	free(ctx->group_map.slots);
+	free(ctx->shapes);
+	free(ctx->shape_w);
+	free(ctx->models);
+	free(ctx->hnodes);
+	free(ctx->cache);
+	free(ctx);
+}
+
+static bool sched_resources_valid(const struct task_resources *r)
+{
+	return r->gpus >= 0 && r->gpus <= TASK_MAX_GPUS && (r->gpus != 1 || r->milli <= TASK_MILLI_FULL);
+}
+
+bool sched_place(struct pool *p, const struct task_resources *r, const struct sched_config *c, struct placement *out)
+{
+	if (!sched_resources_valid(r))
+		return false;
+	struct sched_ctx *ctx = sched_ctx_new(p, c);
+	struct sched_class *cls = sched_class_of(ctx, r);
+	cls->count = 1;
+	if (c->shapes && c->n_shapes > 0)
+		sched_shapes_given(ctx, c->shapes, c->n_shapes);
+	else
+		sched_shapes_learn(ctx, 1);
+	sched_ctx_index_hosts(ctx);
+	bool ok = sched_find(ctx, cls, out);
+	sched_ctx_free(ctx);
+	return ok;
+}
+
+/* After an allocation the host has a new state: move it to that group. */
+static void sched_host_changed(struct sched_ctx *ctx, struct sched_hnode *hn)
+{
+	sched_group_leave(ctx, hn);
+	sched_host_index(ctx, hn);
+}
+
+/* Classes of the tasks (NULL for invalid requests), counted for the shapes. */
+static struct sched_class **sched_classify(struct sched_ctx *ctx, struct task *const *ordered, size_t n,
+					   size_t *valid)
+{
+	struct sched_class **cls = xcalloc(n > 0 ? n : 1, sizeof *cls);
+	*valid = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!sched_resources_valid(&ordered[i]->res))
+			continue;
+		cls[i] = sched_class_of(ctx, &ordered[i]->res);
+		cls[i]->count++;
+		(*valid)++;
+	}
+	return cls;
+}
+
+size_t sched_pass(struct pool *p, struct task *const *ordered, size_t n, const struct sched_config *c,
+		  int64_t now_ms, struct sched_decision *out)
+{
+	struct sched_ctx *ctx = sched_ctx_new(p, c);
+	size_t valid;
+	struct sched_class **cls = sched_classify(ctx, ordered, n, &valid);
+	if (c->shapes && c->n_shapes > 0)
+		sched_shapes_given(ctx, c->shapes, c->n_shapes);
+	else
+		sched_shapes_learn(ctx, valid);
+	sched_ctx_index_hosts(ctx);
+	size_t placed = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct task *t = ordered[i];
+		if (!cls[i])
+			continue;
+		struct placement pl;
+		if (!cls[i]->infeasible && sched_find(ctx, cls[i], &pl) && pool_alloc(p, &pl, &t->res) == 0) {
+			out[placed++] = (struct sched_decision){ .task = t, .pl = pl };
+			sched_host_changed(ctx, &ctx->hnodes[pl.host->pos]);
+			continue;
+		}
+		cls[i]->infeasible = true;
+		if (sched_should_reserve(ctx, t, cls[i], now_ms))
+			sched_reserve(ctx, cls[i]);
+	}
+	free(cls);
+	sched_ctx_free(ctx);
+	return placed;
+}
