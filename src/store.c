@@ -84,7 +84,9 @@ static uint64_t store_enqueue(struct store *s, struct store_op *op)
 	op->ts_ms = now_ms();
 	op->next = NULL;
 	pthread_mutex_lock(&s->mu);
-	op->ticket = ++s->last_ticket;
+	/* Read the ticket under the lock: once it is released the writer may
+	 * commit and free op at any moment. */
+	uint64_t ticket = op->ticket = ++s->last_ticket;
 	if (s->tail)
 		s->tail->next = op;
 	else
@@ -92,7 +94,7 @@ static uint64_t store_enqueue(struct store *s, struct store_op *op)
 	s->tail = op;
 	pthread_cond_signal(&s->work_cv);
 	pthread_mutex_unlock(&s->mu);
-	return op->ticket;
+	return ticket;
 }
 
 uint64_t store_insert_task(struct store *s, const struct task *t)
