@@ -6,6 +6,11 @@
  * pass places nothing; only those calls (and removing what was placed from
  * the queue) are timed. Both policies run on identical inputs, so the frag
  * numbers read as ratios against best fit measured in the same run.
+ * The fastest of BENCH_REPEATS runs is reported. A second measure is packing
+ * in the FGD protocol's shape (arrival order, place or drop, stop when the
+ * demand that arrived equals capacity), where fragmentation shows: in the
+ * first measure both policies end near 100 % because the queue holds ten
+ * times the pool and small tasks fill every hole.
  * Prints one JSON object on stdout. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,6 +29,7 @@
 #define BENCH_CLIENTS 200
 #define BENCH_SEED 0x5eed2026u
 #define BENCH_NOW_MS 1000000
+#define BENCH_REPEATS 3
 
 struct bench_model {
 	const char *name;
@@ -130,9 +136,11 @@ static struct task *bench_tasks(void)
 	return tasks;
 }
 
+static double bench_alloc_pct(const struct pool *p);
+
 struct bench_result {
 	size_t placements;
-	int64_t ns;
+	int64_t ns, order_ns, pass_ns;
 	double alloc_pct;
 	int passes;
 };
@@ -155,18 +163,21 @@ static void bench_run(enum sched_policy policy, struct task *tasks, struct bench
 	for (;;) {
 		int64_t t0 = mono_ns();
 		size_t n = queue_order(q, BENCH_NOW_MS, ordered, BENCH_TASKS);
+		int64_t t1 = mono_ns();
 		size_t placed = sched_pass(p, ordered, n, &cfg, BENCH_NOW_MS, dec);
+		int64_t t2 = mono_ns();
 		for (size_t i = 0; i < placed; i++)
 			queue_remove(q, dec[i].task);
-		res->ns += mono_ns() - t0;
+		int64_t t3 = mono_ns();
+		res->order_ns += t1 - t0;
+		res->pass_ns += t2 - t1;
+		res->ns += t3 - t0;
 		res->placements += placed;
 		res->passes++;
 		if (placed == 0)
 			break;
 	}
-	struct pool_totals tot;
-	pool_totals(p, &tot);
-	res->alloc_pct = tot.milli_capacity ? 100.0 * (double)tot.milli_allocated / (double)tot.milli_capacity : 0;
+	res->alloc_pct = bench_alloc_pct(p);
 	free(ordered);
 	free(dec);
 	queue_free(q);
@@ -175,20 +186,75 @@ static void bench_run(enum sched_policy policy, struct task *tasks, struct bench
 
 static double bench_rate(const struct bench_result *r) { return r->ns > 0 ? (double)r->placements * 1e9 / (double)r->ns : 0; }
 
+static double bench_alloc_pct(const struct pool *p)
+{
+	struct pool_totals tot;
+	pool_totals(p, &tot);
+	return tot.milli_capacity ? 100.0 * (double)tot.milli_allocated / (double)tot.milli_capacity : 0;
+}
+
+/* The same run several times; keeps the fastest (this box is shared, and
+ * the slower runs measure the neighbours). Placements never differ. */
+static void bench_best_of(enum sched_policy policy, struct task *tasks, struct bench_result *best)
+{
+	for (int i = 0; i < BENCH_REPEATS; i++) {
+		struct bench_result r;
+		bench_run(policy, tasks, &r);
+		if (i == 0 || r.ns < best->ns)
+			*best = r;
+	}
+}
+
+/* Packing as in the FGD protocol: tasks arrive in seq order, each is placed
+ * or dropped (no queue, no retry, no reservation), until the work that
+ * arrived asks for 100 % of the pool's GPU milli. One pass in arrival order
+ * is exactly that. Returns the share of GPU milli allocated. */
+static double bench_packing_at_full_demand(enum sched_policy policy, struct task *tasks)
+{
+	struct pool *p = bench_pool();
+	struct pool_totals tot;
+	pool_totals(p, &tot);
+	struct task **arrived = xmalloc(BENCH_TASKS * sizeof *arrived);
+	int64_t demand = 0;
+	size_t n = 0;
+	for (; n < BENCH_TASKS; n++) {
+		demand += (int64_t)pool_task_milli(&tasks[n].res) * tasks[n].res.gpus;
+		if (demand > tot.milli_capacity)
+			break;
+		arrived[n] = &tasks[n];
+	}
+	struct sched_config cfg;
+	sched_config_default(&cfg);
+	cfg.policy = policy;
+	cfg.reserve_after_ms = -1;
+	struct sched_decision *dec = xmalloc((n ? n : 1) * sizeof *dec);
+	sched_pass(p, arrived, n, &cfg, BENCH_NOW_MS, dec);
+	double pct = bench_alloc_pct(p);
+	free(dec);
+	free(arrived);
+	pool_free(p);
+	return pct;
+}
+
 int main(void)
 {
 	log_set_quiet(true);
 	struct task *tasks = bench_tasks();
 	struct bench_result frag, bestfit;
-	bench_run(SCHED_POLICY_FRAG, tasks, &frag);
-	bench_run(SCHED_POLICY_BESTFIT, tasks, &bestfit);
+	bench_best_of(SCHED_POLICY_FRAG, tasks, &frag);
+	bench_best_of(SCHED_POLICY_BESTFIT, tasks, &bestfit);
+	double frag_full = bench_packing_at_full_demand(SCHED_POLICY_FRAG, tasks);
+	double bestfit_full = bench_packing_at_full_demand(SCHED_POLICY_BESTFIT, tasks);
 	printf("{\"sched_placements_per_s\": %.0f, \"sched_placements\": %zu, \"sched_seconds\": %.6f, "
-	       "\"sched_passes\": %d, \"sched_bestfit_placements_per_s\": %.0f, \"sched_bestfit_placements\": %zu, "
-	       "\"sched_frag_alloc_pct\": %.2f, \"sched_bestfit_alloc_pct\": %.2f, \"hosts\": %d, \"gpus\": %d, "
-	       "\"tasks\": %d}\n",
-	       bench_rate(&frag), frag.placements, (double)frag.ns / 1e9, frag.passes, bench_rate(&bestfit),
-	       bestfit.placements, frag.alloc_pct, bestfit.alloc_pct, BENCH_HOSTS, BENCH_HOSTS * BENCH_GPUS_PER_HOST,
-	       BENCH_TASKS);
+	       "\"sched_passes\": %d, \"sched_order_seconds\": %.6f, \"sched_pass_seconds\": %.6f, "
+	       "\"sched_bestfit_placements_per_s\": %.0f, \"sched_bestfit_placements\": %zu, "
+	       "\"sched_bestfit_seconds\": %.6f, \"sched_frag_alloc_pct\": %.2f, \"sched_bestfit_alloc_pct\": %.2f, "
+	       "\"sched_frag_alloc_pct_at_full_demand\": %.2f, \"sched_bestfit_alloc_pct_at_full_demand\": %.2f, "
+	       "\"hosts\": %d, \"gpus\": %d, \"tasks\": %d, \"repeats\": %d}\n",
+	       bench_rate(&frag), frag.placements, (double)frag.ns / 1e9, frag.passes, (double)frag.order_ns / 1e9,
+	       (double)frag.pass_ns / 1e9, bench_rate(&bestfit), bestfit.placements, (double)bestfit.ns / 1e9,
+	       frag.alloc_pct, bestfit.alloc_pct, frag_full, bestfit_full, BENCH_HOSTS,
+	       BENCH_HOSTS * BENCH_GPUS_PER_HOST, BENCH_TASKS, BENCH_REPEATS);
 	free(tasks);
 	return 0;
 }

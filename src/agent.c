@@ -44,17 +44,35 @@ struct agent {
 	struct agent_task *tasks;
 	bool stopping, dirty;
 	uint64_t after;        /* commands handled through this seq */
+	int journal_fd;        /* exits.journal, O_APPEND */
+	long long journal_bytes;
 	int64_t heartbeat_ms;
 	pthread_mutex_t reg_mu;
 	unsigned reg_gen;      /* bumped by each registration */
-	pthread_t poller, reaper, reporter;
+	pthread_t poller, reaper, reporter, janitor;
+	/* Directories of delivered tasks, removed by the janitor thread: on
+	 * filesystems that discard on delete, removal costs milliseconds, which
+	 * must not sit between one task's end and the next one's start. */
+	pthread_cond_t janitor_cv;
+	char (*trash)[TASK_ID_LEN + 1];
+	size_t n_trash, cap_trash;
 };
 
-/* --- task directories --- */
+/* --- on-disk layout: tasks/ID is a task's scratch dir (its cwd),
+ * logs/ID.log its output, exits.journal one line per exit. Few inode
+ * creations per task matter: a trivial task is cheaper than a create on
+ * some filesystems. --- */
+
+#define JOURNAL_COMPACT_BYTES (1 << 20)
 
 static void task_dir(const struct agent *a, const char *id, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s/tasks/%.20s", a->cfg.state_dir, id);
+}
+
+static void task_log_path(const struct agent *a, const char *id, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/logs/%.20s.log", a->cfg.state_dir, id);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -62,39 +80,85 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-/* Removes a task's directory whole: log, exit file and whatever the task
- * left in its scratch dir (symlinks are removed, never followed). */
-static void remove_task_dir(const char *dir)
+/* Removes a task's files: its log and its scratch dir whole (symlinks in it
+ * are removed, never followed). */
+static void remove_task_files(const struct agent *a, const char *id)
 {
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	char path[700];
+	task_log_path(a, id, path, sizeof path);
+	unlink(path);
+	task_dir(a, id, path, sizeof path);
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int write_exit_file(const char *dir, const struct exec_exit *x)
+static void format_exit(const struct exec_exit *x, char *buf, size_t cap)
 {
-	char path[700], tmp[720];
-	snprintf(path, sizeof path, "%s/exit", dir);
+	snprintf(buf, cap, "%s %d %d %.6f %lld\n", x->task_id, x->exit_code, x->signal, x->cpu_seconds,
+		 (long long)x->max_rss_kb);
+}
+
+/* Appends an exit to the journal with one write(): it must outlive a crash
+ * of the agent process (the page cache does), not a power loss; after a
+ * power loss the task is simply requeued. No fsync per task. Lock held. */
+static void journal_append(struct agent *a, const struct exec_exit *x)
+{
+	char line[128];
+	format_exit(x, line, sizeof line);
+	ssize_t n = write(a->journal_fd, line, strlen(line));
+	if (n > 0)
+		a->journal_bytes += n;
+}
+
+/* Reads every exit in the journal (last one wins per task). */
+static struct exec_exit *journal_load(const struct agent *a, size_t *n)
+{
+	char path[600], line[160];
+	snprintf(path, sizeof path, "%s/exits.journal", a->cfg.state_dir);
+	*n = 0;
+	size_t cap = 0;
+	struct exec_exit *out = NULL;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof line, f)) {
+		struct exec_exit x = {0};
+		long long rss;
+		if (sscanf(line, "%20s %d %d %lf %lld", x.task_id, &x.exit_code, &x.signal, &x.cpu_seconds, &rss) != 5 ||
+		    !task_id_valid(x.task_id))
+			continue; /* a torn last line after a crash */
+		x.max_rss_kb = rss;
+		if (*n == cap)
+			out = xrealloc(out, (cap = cap ? cap * 2 : 64) * sizeof *out);
+		out[(*n)++] = x;
+	}
+	fclose(f);
+	return out;
+}
+
+/* Rewrites the journal with only the exits not yet delivered, and reopens
+ * it for appending. Lock held. */
+static int journal_rewrite(struct agent *a, const struct agent_task *tasks, struct err *e)
+{
+	char path[600], tmp[620], line[128];
+	snprintf(path, sizeof path, "%s/exits.journal", a->cfg.state_dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (!f)
-		return -1;
-	fprintf(f, "%d %d %.6f %lld\n", x->exit_code, x->signal, x->cpu_seconds, (long long)x->max_rss_kb);
+		return err_set(e, ERR_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+	for (const struct agent_task *t = tasks; t; t = t->next)
+		if (t->exited && !t->exit_reported) {
+			format_exit(&t->exit, line, sizeof line);
+			fputs(line, f);
+		}
 	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
 	fclose(f);
-	return ok && rename(tmp, path) == 0 ? 0 : -1;
-}
-
-static bool read_exit_file(const char *dir, struct exec_exit *x)
-{
-	char path[700];
-	snprintf(path, sizeof path, "%s/exit", dir);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	long long rss = 0;
-	bool ok = fscanf(f, "%d %d %lf %lld", &x->exit_code, &x->signal, &x->cpu_seconds, &rss) == 4;
-	x->max_rss_kb = rss;
-	fclose(f);
-	return ok;
+	if (!ok || rename(tmp, path) < 0)
+		return err_set(e, ERR_INTERNAL, "cannot replace %s: %s", path, strerror(errno));
+	if (a->journal_fd >= 0)
+		close(a->journal_fd);
+	a->journal_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	a->journal_bytes = 0;
+	return a->journal_fd < 0 ? err_set(e, ERR_INTERNAL, "cannot open %s: %s", path, strerror(errno)) : 0;
 }
 
 static struct agent_task *find_task(struct agent *a, const char *id)
@@ -115,6 +179,7 @@ static struct agent_task *add_task(struct agent *a, const char *id)
 	return t;
 }
 
+/* Forgets a task and hands its directory to the janitor. Lock held. */
 static void drop_task(struct agent *a, struct agent_task *t)
 {
 	for (struct agent_task **p = &a->tasks; *p; p = &(*p)->next)
@@ -122,8 +187,33 @@ static void drop_task(struct agent *a, struct agent_task *t)
 			*p = t->next;
 			break;
 		}
-	remove_task_dir(t->dir);
+	if (a->n_trash == a->cap_trash) {
+		a->cap_trash = a->cap_trash ? a->cap_trash * 2 : 64;
+		a->trash = xrealloc(a->trash, a->cap_trash * sizeof *a->trash);
+	}
+	memcpy(a->trash[a->n_trash++], t->id, sizeof t->id);
+	pthread_cond_signal(&a->janitor_cv);
 	free(t);
+}
+
+/* Removes trashed directories until stopping and the trash is empty. */
+static void *janitor_main(void *arg)
+{
+	struct agent *a = arg;
+	char id[TASK_ID_LEN + 1];
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (!a->n_trash && !a->stopping)
+			pthread_cond_wait(&a->janitor_cv, &a->mu);
+		if (!a->n_trash)
+			break;
+		memcpy(id, a->trash[--a->n_trash], sizeof id);
+		pthread_mutex_unlock(&a->mu);
+		remove_task_files(a, id);
+		pthread_mutex_lock(&a->mu);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
 }
 
 /* --- recovery after a crash --- */
@@ -165,25 +255,37 @@ static void kill_orphans(const char *id)
 	closedir(d);
 }
 
-/* Exits recorded on disk are reported again; tasks without one died with the
- * old agent (or still run as orphans we cannot watch): kill and forget them,
- * and the node requeues them. */
-static void recover_tasks(struct agent *a)
+static const struct exec_exit *find_exit(const struct exec_exit *exits, size_t n, const char *id)
 {
+	const struct exec_exit *found = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(exits[i].task_id, id) == 0)
+			found = &exits[i]; /* the last line wins */
+	return found;
+}
+
+/* Exits in the journal whose task dir still exists were not delivered:
+ * report them again. Task dirs without an exit died with the old agent (or
+ * still run as orphans we cannot watch): kill and forget them, and the node
+ * requeues them. Then the journal is rewritten with what is still owed.
+ * Lock held. */
+static int recover_tasks(struct agent *a, struct err *e)
+{
+	size_t n_exits;
+	struct exec_exit *exits = journal_load(a, &n_exits);
 	char path[600];
 	snprintf(path, sizeof path, "%s/tasks", a->cfg.state_dir);
 	DIR *d = opendir(path);
-	if (!d)
-		return;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while (d && (de = readdir(d))) {
 		if (!task_id_valid(de->d_name))
 			continue;
 		struct agent_task *t = add_task(a, de->d_name);
-		if (read_exit_file(t->dir, &t->exit)) {
-			str_copy(t->exit.task_id, sizeof t->exit.task_id, t->id);
+		const struct exec_exit *x = find_exit(exits, n_exits, t->id);
+		if (x) {
+			t->exit = *x;
 			t->started = t->exited = t->running_reported = true;
-			log_msg("info", "agent", "task=%s recovered exit code=%d", t->id, t->exit.exit_code);
+			log_msg("info", "agent", "task=%s recovered exit code=%d", t->id, x->exit_code);
 		} else {
 			kill_orphans(t->id);
 			log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)",
@@ -191,7 +293,10 @@ static void recover_tasks(struct agent *a)
 			drop_task(a, t);
 		}
 	}
-	closedir(d);
+	if (d)
+		closedir(d);
+	free(exits);
+	return journal_rewrite(a, a->tasks, e);
 }
 
 /* --- registration --- */
@@ -280,9 +385,8 @@ static void start_task(struct agent *a, json_t *spec)
 	if (!id || !task_id_valid(id) || find_task(a, id))
 		return; /* a duplicate start (resent command) is a no-op */
 	struct agent_task *t = add_task(a, id);
-	char work[700], log[700];
-	snprintf(work, sizeof work, "%s/work", t->dir);
-	snprintf(log, sizeof log, "%s/log", t->dir);
+	char log[700];
+	task_log_path(a, id, log, sizeof log);
 	json_t *argv_j = json_object_get(spec, "command"), *env_j = json_object_get(spec, "env"),
 	       *gpus_j = json_object_get(spec, "gpus");
 	int argc = (int)json_array_size(argv_j), n_env = (int)json_array_size(env_j);
@@ -298,12 +402,12 @@ static void start_task(struct agent *a, json_t *spec)
 	struct exec_spec s = {
 		.task_id = id, .argv = argv, .argc = argc, .env = env, .n_env = n_env, .gpu_uuids = uuids,
 		.n_gpus = n_gpus < TASK_MAX_GPUS ? n_gpus : TASK_MAX_GPUS,
-		.milli = (int)json_integer_value(json_object_get(spec, "gpu_milli")), .workdir = work, .log_path = log,
+		.milli = (int)json_integer_value(json_object_get(spec, "gpu_milli")), .workdir = t->dir, .log_path = log,
 	};
 	struct err e;
-	bool dirs_ok = (mkdir(t->dir, 0700) == 0 || errno == EEXIST) && (mkdir(work, 0700) == 0 || errno == EEXIST);
+	bool dirs_ok = mkdir(t->dir, 0700) == 0 || errno == EEXIST;
 	if (!dirs_ok)
-		err_set(&e, ERR_INTERNAL, "cannot create %s: %s", work, strerror(errno));
+		err_set(&e, ERR_INTERNAL, "cannot create %s: %s", t->dir, strerror(errno));
 	if (argc < 1 || !argv[0]) {
 		dirs_ok = false;
 		err_set(&e, ERR_INVALID, "empty command");
@@ -398,7 +502,7 @@ static void *reaper_main(void *arg)
 		if (t && !a->stopping) {
 			/* On disk first: a crash between here and the report must
 			 * not lose the exit code. */
-			write_exit_file(t->dir, &x);
+			journal_append(a, &x);
 			t->exit = x;
 			t->exited = true;
 			a->dirty = true;
@@ -415,7 +519,7 @@ static void *reaper_main(void *arg)
 static int ship_log(struct agent *a, struct client *c, struct agent_task *t, struct err *e)
 {
 	char path[700];
-	snprintf(path, sizeof path, "%s/log", t->dir);
+	task_log_path(a, t->id, path, sizeof path);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0; /* nothing written yet */
@@ -514,6 +618,9 @@ static int report_round(struct agent *a, struct client *c, struct err *e)
 		if ((t->exit_reported && (t->exited || t->start_failed)) || (t->forget && (t->exited || !t->started)))
 			drop_task(a, t);
 	}
+	struct err je;
+	if (a->journal_bytes > JOURNAL_COMPACT_BYTES && journal_rewrite(a, a->tasks, &je) < 0)
+		log_msg("warn", "agent", "%s", je.msg);
 	pthread_mutex_unlock(&a->mu);
 	free(sent);
 	free(sent_final);
@@ -581,10 +688,13 @@ static void *reporter_main(void *arg)
 
 static int make_dirs(const struct agent_config *cfg, struct err *e)
 {
-	char path[600];
-	snprintf(path, sizeof path, "%s/tasks", cfg->state_dir);
-	if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) || (mkdir(path, 0700) < 0 && errno != EEXIST))
-		return err_set(e, ERR_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+	char tasks[600], logs[600];
+	snprintf(tasks, sizeof tasks, "%s/tasks", cfg->state_dir);
+	snprintf(logs, sizeof logs, "%s/logs", cfg->state_dir);
+	const char *dirs[] = {cfg->state_dir, tasks, logs};
+	for (size_t i = 0; i < 3; i++)
+		if (mkdir(dirs[i], 0700) < 0 && errno != EEXIST)
+			return err_set(e, ERR_INTERNAL, "cannot create %s: %s", dirs[i], strerror(errno));
 	return 0;
 }
 
@@ -615,13 +725,20 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 	if (a->cfg.stop_grace_ms <= 0)
 		a->cfg.stop_grace_ms = 5000;
 	a->heartbeat_ms = 1000;
+	a->journal_fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_mutex_init(&a->reg_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
+	pthread_cond_init(&a->janitor_cv, NULL);
+	pthread_create(&a->janitor, NULL, janitor_main, a);
 	a->exec = exec_process_new(e);
 	if (!a->exec)
 		goto fail;
-	recover_tasks(a);
+	pthread_mutex_lock(&a->mu);
+	int recovered = recover_tasks(a, e);
+	pthread_mutex_unlock(&a->mu);
+	if (recovered < 0)
+		goto fail;
 	if (register_until(a, register_timeout_ms, e) < 0)
 		goto fail;
 	pthread_create(&a->reaper, NULL, reaper_main, a);
@@ -634,8 +751,16 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 fail:
 	if (a->exec)
 		a->exec->destroy(a->exec);
+	pthread_mutex_lock(&a->mu);
 	while (a->tasks)
 		drop_task(a, a->tasks);
+	a->stopping = true;
+	pthread_cond_signal(&a->janitor_cv);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->janitor, NULL);
+	free(a->trash);
+	if (a->journal_fd >= 0)
+		close(a->journal_fd);
 	free(a);
 	return -1;
 }
@@ -647,9 +772,11 @@ void agent_stop(struct agent *a)
 	pthread_mutex_lock(&a->mu);
 	a->stopping = true;
 	pthread_cond_broadcast(&a->cv);
+	pthread_cond_signal(&a->janitor_cv);
 	pthread_mutex_unlock(&a->mu);
 	pthread_join(a->reaper, NULL);
 	pthread_join(a->reporter, NULL);
+	pthread_join(a->janitor, NULL);
 	/* Running tasks are killed without an exit file, so a restarted agent
 	 * does not report them as failed: the node requeues them instead. */
 	a->exec->destroy(a->exec);
@@ -668,7 +795,11 @@ void agent_stop(struct agent *a)
 		free(t);
 	}
 	pthread_cond_destroy(&a->cv);
+	pthread_cond_destroy(&a->janitor_cv);
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->reg_mu);
+	free(a->trash);
+	if (a->journal_fd >= 0)
+		close(a->journal_fd);
 	free(a);
 }

@@ -11,15 +11,18 @@
  *     plus CPU and memory left. Hosts with equal states are interchangeable
  *     for every task and every score, so they share one group, and a task is
  *     scored once per distinct state, not once per host. A big pool has few
- *     distinct states (empty hosts, full hosts, a handful being filled), so a
- *     placement costs O(distinct states), not O(hosts x GPUs). Inside a group
- *     the host with the lowest pool position is taken (a fixed tie order).
+ *     distinct states (empty hosts, full hosts, a handful being filled).
+ *     Inside a group the host with the lowest pool position is taken.
  *   - Task classes. Tasks with equal resources form a class. A class that did
  *     not fit once in a pass never fits later in it (a pass only allocates and
  *     reserves), so the 90,000 tasks that cannot run cost one lookup each.
- *   - A score cache keyed by (state group, class). A state never changes (a
- *     host that changes moves to another group), so a cached score is valid
+ *   - Scores memoised per (class, state group). A state never changes (a
+ *     host that changes moves to another group), so a memoised score is valid
  *     for the whole pass; after a placement only the new state is scored.
+ *   - Per class, a heap of the groups it fits, best first, fed by a log of
+ *     the groups hosts joined (see sched_choose). A placement costs scoring
+ *     one new state per class that asks afterwards plus O(log states), not a
+ *     scan of hosts x GPUs.
  *
  * The frag score follows FGD (Weng et al., USENIX ATC'23). For a target
  * workload of shapes s with weights w_s, a host's fragmentation is
@@ -29,7 +32,8 @@
  * otherwise cannot use the GPUs it is not allowed on or that have less free
  * than its per-GPU need. A placement is scored by how much it increases F:
  * for gangs, keeping the gang inside one NVLink group comes first; then the
- * least increase wins; then best fit; then host order. F is kept per state as
+ * least increase wins; then best fit; then the state seen first (host order
+ * at the start of the pass). F is kept per state as
  * per-shape counters, so the increase of a candidate is O(shapes) per GPU
  * it touches.
  *
@@ -41,7 +45,6 @@
  * winning because it is the one draining. */
 #include "sched.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +53,7 @@
 #define SCHED_MAX_SLOTS TASK_MAX_GPUS
 #define SCHED_MAX_SHAPES 32
 #define SCHED_SHAPE_COVER 0.95      /* FGD: the shapes covering 95 % of tasks */
-#define SCHED_CACHE_BITS 16         /* 64 Ki entries, 2.5 MB: fixed, never grows */
+#define SCHED_MEMO_BUDGET (1 << 20) /* memo entries per pass, 32 MB at most */
 #define SCHED_UNTRACKED INT64_MAX   /* CPU or memory the host does not track */
 #define SCHED_MODEL_NONE (-2)       /* an allowed model no GPU in the pool has */
 #define SCHED_DEFAULT_MAX_RESERVATIONS 4
@@ -116,6 +119,19 @@ struct sched_state {
 	int64_t free_total;         /* sum of slot free */
 };
 
+/* A score: lower is better, compared key by key. */
+struct sched_score {
+	double k[3];
+};
+
+struct sched_group;
+
+/* A group a class fits, with its score: an entry of the class's heap. */
+struct sched_cand {
+	struct sched_score score;
+	struct sched_group *group;
+};
+
 /* What tasks of one class ask for; also the form a target shape takes. */
 struct sched_class {
 	int id;
@@ -128,6 +144,14 @@ struct sched_class {
 	uint64_t hash;
 	size_t count;      /* tasks of the class in this pass */
 	bool infeasible;   /* did not fit once in this pass: never will in it */
+	struct sched_memo *memo; /* by group id; only for classes that repeat */
+	int memo_cap;
+	uint64_t model_mask;     /* bit per allowed model id, for ids < 64 */
+	/* The groups that fit, best first (see sched_choose). */
+	bool searched;
+	struct sched_cand *cands;
+	int n_cands, cap_cands;
+	int log_pos;
 };
 
 /* The frag counters of one state for one shape. */
@@ -135,6 +159,7 @@ struct sched_shape_stat {
 	bool side_ok;      /* CPU and memory fit */
 	int fit_count;     /* eligible slots with free >= the shape's need */
 	int64_t unusable;  /* free milli on slots the shape cannot use */
+	uint32_t eligible; /* bit i: the shape may use slot i (model, VRAM) */
 };
 
 struct sched_hnode;
@@ -153,7 +178,7 @@ struct sched_hnode {
 	struct host *host;
 	struct sched_group *group;     /* NULL: offline or reserved */
 	int slot_gpu[SCHED_MAX_SLOTS]; /* state slot -> host GPU index */
-	int slot_model[SCHED_MAX_SLOTS];
+	const int *gpu_model;          /* model id of each host GPU */
 };
 
 /* Which slots of a state a task takes. */
@@ -162,14 +187,9 @@ struct sched_pick {
 	int slot[SCHED_MAX_SLOTS];
 };
 
-/* A score: lower is better, compared key by key. */
-struct sched_score {
-	double k[3];
-};
-
-struct sched_cache_entry {
-	int gid, cid; /* gid -1: empty */
-	bool fits;
+/* A memoised score of one class on one state group. */
+struct sched_memo {
+	bool known, fits;
 	struct sched_score score;
 };
 
@@ -197,8 +217,11 @@ struct sched_ctx {
 	struct sched_idmap group_map;
 	struct sched_group **live[SCHED_LIVE_COUNT];
 	int n_live[SCHED_LIVE_COUNT], cap_live[SCHED_LIVE_COUNT];
+	struct sched_group **joined;   /* log: the group of every host join */
+	int n_joined, cap_joined;
 	struct sched_hnode *hnodes;
-	struct sched_cache_entry *cache;
+	int *gpu_models;               /* model ids of all GPUs, host after host */
+	size_t memo_used;              /* entries, against SCHED_MEMO_BUDGET */
 	int n_reserved;
 };
 
@@ -276,8 +299,11 @@ static struct sched_class *sched_class_add(struct sched_ctx *ctx, const struct s
 	*c = *key;
 	c->id = ctx->n_classes;
 	c->model_ids = xcalloc((size_t)(c->n_models > 0 ? c->n_models : 1), sizeof *c->model_ids);
-	for (int i = 0; i < c->n_models; i++)
+	for (int i = 0; i < c->n_models; i++) {
 		c->model_ids[i] = c->res->models[i] ? sched_model_id(ctx, c->res->models[i], false) : SCHED_MODEL_NONE;
+		if (c->model_ids[i] >= 0 && c->model_ids[i] < 64)
+			c->model_mask |= 1ULL << c->model_ids[i];
+	}
 	if (ctx->n_classes == ctx->cap_classes) {
 		ctx->cap_classes = ctx->cap_classes ? ctx->cap_classes * 2 : 16;
 		ctx->classes = xrealloc(ctx->classes, (size_t)ctx->cap_classes * sizeof *ctx->classes);
@@ -333,6 +359,8 @@ static bool sched_slot_eligible(const struct sched_class *c, const struct sched_
 		return false;
 	if (c->n_models == 0)
 		return true;
+	if (s->model < 64)
+		return (c->model_mask >> s->model) & 1;
 	for (int i = 0; i < c->n_models; i++)
 		if (c->model_ids[i] == s->model)
 			return true;
@@ -379,7 +407,7 @@ static void sched_host_state(struct sched_ctx *ctx, struct sched_hnode *hn, stru
 			continue;
 		struct sched_slot s = {
 			.vram = g->vram_mb,
-			.model = sched_model_id(ctx, g->model, true),
+			.model = hn->gpu_model[j],
 			.group = g->nvlink_group >= 0 ? g->nvlink_group : -1,
 			.free = g->milli_alloc < TASK_MILLI_FULL ? TASK_MILLI_FULL - (g->milli_alloc > 0 ? g->milli_alloc : 0) : 0,
 		};
@@ -496,6 +524,11 @@ static void sched_group_join(struct sched_ctx *ctx, struct sched_group *g, struc
 	hn->group = g;
 	if (g->live_pos < 0)
 		sched_live_add(ctx, g);
+	if (ctx->n_joined == ctx->cap_joined) {
+		ctx->cap_joined = ctx->cap_joined ? ctx->cap_joined * 2 : 256;
+		ctx->joined = xrealloc(ctx->joined, (size_t)ctx->cap_joined * sizeof *ctx->joined);
+	}
+	ctx->joined[ctx->n_joined++] = g;
 }
 
 static void sched_group_leave(struct sched_ctx *ctx, struct sched_hnode *hn)
@@ -566,23 +599,65 @@ static void sched_shapes_given(struct sched_ctx *ctx, const struct sched_shape *
 
 /* ---- frag ---- */
 
-static int64_t sched_slot_unusable(const struct sched_class *s, const struct sched_slot *slot, int free)
-{
-	return (!sched_slot_eligible(s, slot) || free < sched_need(s)) ? free : 0;
-}
+/* Free milli on a slot that a shape cannot use: all of it when the shape may
+ * not use the slot or needs more than is free. */
+static int64_t sched_unusable(bool eligible, int free, int need) { return (!eligible || free < need) ? free : 0; }
 
 static bool sched_slot_fits(const struct sched_class *s, const struct sched_slot *slot, int free)
 {
 	return sched_slot_eligible(s, slot) && free >= sched_need(s);
 }
 
-static void sched_shape_stat(const struct sched_state *st, const struct sched_class *s, struct sched_shape_stat *out)
+/* A state's slots cut into runs of one (model, VRAM), with prefix sums of
+ * free milli. Slots are sorted by free inside a run, so a shape's counters
+ * take one eligibility test and one search per run instead of a look at
+ * every slot: this is the inner loop of the frag score. */
+struct sched_runs {
+	int n;
+	int start[SCHED_MAX_SLOTS + 1];
+	int64_t prefix[SCHED_MAX_SLOTS + 1]; /* prefix[i]: free of slots before i */
+};
+
+static void sched_runs_of(const struct sched_state *st, struct sched_runs *r)
+{
+	r->n = 0;
+	r->prefix[0] = 0;
+	for (int i = 0; i < st->n; i++) {
+		if (i == 0 || st->slot[i].model != st->slot[i - 1].model || st->slot[i].vram != st->slot[i - 1].vram)
+			r->start[r->n++] = i;
+		r->prefix[i + 1] = r->prefix[i] + st->slot[i].free;
+	}
+	r->start[r->n] = st->n;
+}
+
+/* First slot in [lo, hi) with at least need free. */
+static int sched_first_with(const struct sched_state *st, int lo, int hi, int need)
+{
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (st->slot[mid].free >= need)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static void sched_shape_stat(const struct sched_state *st, const struct sched_runs *runs, const struct sched_class *s,
+			     struct sched_shape_stat *out)
 {
 	memset(out, 0, sizeof *out);
 	out->side_ok = sched_side_fits(st->cpu_left, st->mem_left, s);
-	for (int i = 0; i < st->n; i++) {
-		out->fit_count += sched_slot_fits(s, &st->slot[i], st->slot[i].free);
-		out->unusable += sched_slot_unusable(s, &st->slot[i], st->slot[i].free);
+	int need = sched_need(s);
+	for (int r = 0; r < runs->n; r++) {
+		int lo = runs->start[r], hi = runs->start[r + 1];
+		int k = hi;
+		if (sched_slot_eligible(s, &st->slot[lo])) {
+			k = sched_first_with(st, lo, hi, need);
+			out->eligible |= (uint32_t)(((1ULL << hi) - 1) & ~((1ULL << lo) - 1));
+			out->fit_count += hi - k;
+		}
+		out->unusable += runs->prefix[k] - runs->prefix[lo];
 	}
 }
 
@@ -596,9 +671,11 @@ static int64_t sched_shape_frag(const struct sched_class *s, const struct sched_
 static const struct sched_shape_stat *sched_group_stats(struct sched_ctx *ctx, struct sched_group *g)
 {
 	if (!g->stats) {
+		struct sched_runs runs;
+		sched_runs_of(&g->st, &runs);
 		g->stats = xcalloc((size_t)(ctx->n_shapes > 0 ? ctx->n_shapes : 1), sizeof *g->stats);
 		for (int i = 0; i < ctx->n_shapes; i++)
-			sched_shape_stat(&g->st, ctx->shapes[i], &g->stats[i]);
+			sched_shape_stat(&g->st, &runs, ctx->shapes[i], &g->stats[i]);
 	}
 	return g->stats;
 }
@@ -617,11 +694,12 @@ static double sched_frag_delta(struct sched_ctx *ctx, struct sched_group *g, con
 		const struct sched_class *s = ctx->shapes[i];
 		struct sched_shape_stat after = stats[i];
 		after.side_ok = sched_side_fits(cpu_after, mem_after, s);
+		int need = sched_need(s);
 		for (int j = 0; j < pick->n; j++) {
-			const struct sched_slot *slot = &st->slot[pick->slot[j]];
-			int f0 = slot->free, f1 = slot->free - c->milli;
-			after.fit_count += sched_slot_fits(s, slot, f1) - sched_slot_fits(s, slot, f0);
-			after.unusable += sched_slot_unusable(s, slot, f1) - sched_slot_unusable(s, slot, f0);
+			bool eligible = (after.eligible >> pick->slot[j]) & 1;
+			int f0 = st->slot[pick->slot[j]].free, f1 = f0 - c->milli;
+			after.fit_count += (eligible && f1 >= need) - (eligible && f0 >= need);
+			after.unusable += sched_unusable(eligible, f1, need) - sched_unusable(eligible, f0, need);
 		}
 		int64_t before_f = sched_shape_frag(s, &stats[i], st->free_total);
 		int64_t after_f = sched_shape_frag(s, &after, free_after);
@@ -766,48 +844,122 @@ static bool sched_eval(struct sched_ctx *ctx, struct sched_group *g, const struc
 	return ok;
 }
 
-static struct sched_cache_entry *sched_cache_slot(struct sched_ctx *ctx, int gid, int cid)
+/* The memo of c for group gid, grown to cover every group so far; NULL for a
+ * class seen once (nothing to reuse) or when the pass's budget is spent. */
+static struct sched_memo *sched_memo_of(struct sched_ctx *ctx, struct sched_class *c, int gid)
 {
-	uint64_t h = sched_mix(sched_mix(0, (uint64_t)gid), (uint64_t)cid);
-	return &ctx->cache[h & ((1u << SCHED_CACHE_BITS) - 1)];
+	if (gid < c->memo_cap)
+		return &c->memo[gid];
+	if (c->count < 2)
+		return NULL;
+	int cap = c->memo_cap ? c->memo_cap : 64;
+	while (cap <= gid || cap < ctx->n_groups)
+		cap *= 2;
+	if (ctx->memo_used + (size_t)(cap - c->memo_cap) > SCHED_MEMO_BUDGET)
+		return NULL;
+	ctx->memo_used += (size_t)(cap - c->memo_cap);
+	c->memo = xrealloc(c->memo, (size_t)cap * sizeof *c->memo);
+	memset(&c->memo[c->memo_cap], 0, (size_t)(cap - c->memo_cap) * sizeof *c->memo);
+	c->memo_cap = cap;
+	return &c->memo[gid];
 }
 
-/* sched_eval through the cache (scores only; the winner is re-picked). */
-static bool sched_eval_cached(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
-			      struct sched_score *score)
+/* sched_eval through the memo (scores only; the winner is re-picked). */
+static bool sched_eval_memo(struct sched_ctx *ctx, struct sched_group *g, struct sched_class *c,
+			    struct sched_score *score)
 {
-	struct sched_cache_entry *e = sched_cache_slot(ctx, g->id, c->id);
-	if (e->gid != g->id || e->cid != c->id) {
-		struct sched_pick pick;
-		e->gid = g->id;
-		e->cid = c->id;
-		e->fits = sched_eval(ctx, g, c, &pick, &e->score);
+	struct sched_memo *m = sched_memo_of(ctx, c, g->id);
+	struct sched_pick pick;
+	if (!m)
+		return sched_eval(ctx, g, c, &pick, score);
+	if (!m->known) {
+		m->known = true;
+		m->fits = sched_eval(ctx, g, c, &pick, &m->score);
 	}
-	*score = e->score;
-	return e->fits;
+	*score = m->score;
+	return m->fits;
 }
 
-/* The best host for c among the live states, or NULL. */
-static struct sched_hnode *sched_choose(struct sched_ctx *ctx, const struct sched_class *c)
+/* Candidate order: score, then the group seen first (at the start of a pass
+ * groups are made in host order, so ties go to the lower host). */
+static bool sched_cand_before(const struct sched_cand *a, const struct sched_cand *b)
 {
-	struct sched_group *best = NULL;
-	struct sched_score best_score = { { 0, 0, 0 } };
-	for (int l = c->gpus > 0 ? SCHED_LIVE_GPU : SCHED_LIVE_NO_GPU; l < SCHED_LIVE_COUNT; l++) {
-		for (int i = 0; i < ctx->n_live[l]; i++) {
-			struct sched_group *g = ctx->live[l][i];
-			struct sched_score sc;
-			if (!sched_eval_cached(ctx, g, c, &sc))
-				continue;
-			bool better = !best || sched_score_less(&sc, &best_score) ||
-				      (!sched_score_less(&best_score, &sc) &&
-				       g->hosts[g->n_hosts - 1]->host->pos < best->hosts[best->n_hosts - 1]->host->pos);
-			if (better) {
-				best = g;
-				best_score = sc;
-			}
-		}
+	if (sched_score_less(&a->score, &b->score))
+		return true;
+	if (sched_score_less(&b->score, &a->score))
+		return false;
+	return a->group->id < b->group->id;
+}
+
+static void sched_cand_sift_down(struct sched_cand *h, int n, int i)
+{
+	struct sched_cand item = h[i];
+	for (int child; (child = 2 * i + 1) < n; i = child) {
+		if (child + 1 < n && sched_cand_before(&h[child + 1], &h[child]))
+			child++;
+		if (!sched_cand_before(&h[child], &item))
+			break;
+		h[i] = h[child];
 	}
-	return best ? best->hosts[best->n_hosts - 1] : NULL;
+	h[i] = item;
+}
+
+static void sched_cand_sift_up(struct sched_cand *h, int i)
+{
+	struct sched_cand item = h[i];
+	for (; i > 0 && sched_cand_before(&item, &h[(i - 1) / 2]); i = (i - 1) / 2)
+		h[i] = h[(i - 1) / 2];
+	h[i] = item;
+}
+
+/* Adds g to c's candidates if c fits it; heap order is restored by the caller
+ * (sift_up) or in bulk (heapify). */
+static bool sched_cand_add(struct sched_ctx *ctx, struct sched_class *c, struct sched_group *g)
+{
+	struct sched_score sc;
+	if (g->n_hosts == 0 || !sched_eval_memo(ctx, g, c, &sc))
+		return false;
+	if (c->n_cands == c->cap_cands) {
+		c->cap_cands = c->cap_cands ? c->cap_cands * 2 : 16;
+		c->cands = xrealloc(c->cands, (size_t)c->cap_cands * sizeof *c->cands);
+	}
+	c->cands[c->n_cands++] = (struct sched_cand){ sc, g };
+	return true;
+}
+
+static void sched_cand_pop(struct sched_class *c)
+{
+	c->cands[0] = c->cands[--c->n_cands];
+	sched_cand_sift_down(c->cands, c->n_cands, 0);
+}
+
+/* The best host for c, or NULL. Scanning every live group per task would cost
+ * O(states) each time; instead each class keeps a heap of the groups it fits.
+ * Scores of a state never change, and a group can only get better for a class
+ * by gaining hosts, so after the first search a class looks only at the groups
+ * hosts joined since (ctx->joined); groups that emptied are dropped lazily when
+ * they reach the top. */
+static struct sched_hnode *sched_choose(struct sched_ctx *ctx, struct sched_class *c)
+{
+	if (!c->searched) {
+		for (int l = c->gpus > 0 ? SCHED_LIVE_GPU : SCHED_LIVE_NO_GPU; l < SCHED_LIVE_COUNT; l++)
+			for (int i = 0; i < ctx->n_live[l]; i++)
+				sched_cand_add(ctx, c, ctx->live[l][i]);
+		for (int i = c->n_cands / 2; i-- > 0;)
+			sched_cand_sift_down(c->cands, c->n_cands, i);
+		c->searched = true;
+	} else {
+		for (int i = c->log_pos; i < ctx->n_joined; i++)
+			if (sched_cand_add(ctx, c, ctx->joined[i]))
+				sched_cand_sift_up(c->cands, c->n_cands - 1);
+	}
+	c->log_pos = ctx->n_joined;
+	while (c->n_cands > 0 && c->cands[0].group->n_hosts == 0)
+		sched_cand_pop(c);
+	if (c->n_cands == 0)
+		return NULL;
+	struct sched_group *g = c->cands[0].group;
+	return g->hosts[g->n_hosts - 1];
 }
 
 static void sched_placement_of(const struct sched_hnode *hn, const struct sched_class *c, const struct sched_pick *pick,
@@ -822,7 +974,7 @@ static void sched_placement_of(const struct sched_hnode *hn, const struct sched_
 }
 
 /* Chooses a host and the GPUs on it; false when nothing fits. */
-static bool sched_find(struct sched_ctx *ctx, const struct sched_class *c, struct placement *out)
+static bool sched_find(struct sched_ctx *ctx, struct sched_class *c, struct placement *out)
 {
 	struct sched_hnode *hn = sched_choose(ctx, c);
 	if (!hn)
@@ -883,6 +1035,7 @@ static void sched_reserve(struct sched_ctx *ctx, const struct sched_class *c)
 	ctx->n_reserved++;
 }
 
+/* The task is read last: most blocked tasks are turned away before that. */
 static bool sched_should_reserve(const struct sched_ctx *ctx, const struct task *t, const struct sched_class *c,
 				 int64_t now_ms)
 {
@@ -900,13 +1053,15 @@ static struct sched_ctx *sched_ctx_new(struct pool *p, const struct sched_config
 	ctx->cfg = cfg;
 	sched_idmap_init(&ctx->class_map);
 	sched_idmap_init(&ctx->group_map);
-	ctx->cache = xmalloc(sizeof *ctx->cache << SCHED_CACHE_BITS);
-	for (size_t i = 0; i < (size_t)1 << SCHED_CACHE_BITS; i++)
-		ctx->cache[i].gid = -1;
 	/* Models first, so classes can map their model names to ids. */
+	size_t n_gpus = 0;
+	for (int i = 0; i < p->n_hosts; i++)
+		n_gpus += (size_t)p->hosts[i]->n_gpus;
+	ctx->gpu_models = xmalloc((n_gpus > 0 ? n_gpus : 1) * sizeof *ctx->gpu_models);
+	n_gpus = 0;
 	for (int i = 0; i < p->n_hosts; i++)
 		for (int j = 0; j < p->hosts[i]->n_gpus; j++)
-			sched_model_id(ctx, p->hosts[i]->gpus[j].model, true);
+			ctx->gpu_models[n_gpus++] = sched_model_id(ctx, p->hosts[i]->gpus[j].model, true);
 	return ctx;
 }
 
@@ -914,8 +1069,11 @@ static void sched_ctx_index_hosts(struct sched_ctx *ctx)
 {
 	struct pool *p = ctx->pool;
 	ctx->hnodes = xcalloc((size_t)(p->n_hosts > 0 ? p->n_hosts : 1), sizeof *ctx->hnodes);
+	const int *models = ctx->gpu_models;
 	for (int i = 0; i < p->n_hosts; i++) {
 		ctx->hnodes[i].host = p->hosts[i];
+		ctx->hnodes[i].gpu_model = models;
+		models += p->hosts[i]->n_gpus;
 		if (p->hosts[i]->online)
 			sched_host_index(ctx, &ctx->hnodes[i]);
 	}
@@ -925,6 +1083,8 @@ static void sched_ctx_free(struct sched_ctx *ctx)
 {
 	for (int i = 0; i < ctx->n_classes; i++) {
 		free(ctx->classes[i]->model_ids);
+		free(ctx->classes[i]->memo);
+		free(ctx->classes[i]->cands);
 		free(ctx->classes[i]);
 	}
 	for (int i = 0; i < ctx->n_groups; i++) {
@@ -942,7 +1102,8 @@ static void sched_ctx_free(struct sched_ctx *ctx)
 	free(ctx->shape_w);
 	free(ctx->models);
 	free(ctx->hnodes);
-	free(ctx->cache);
+	free(ctx->joined);
+	free(ctx->gpu_models);
 	free(ctx);
 }
 
@@ -975,28 +1136,45 @@ static void sched_host_changed(struct sched_ctx *ctx, struct sched_hnode *hn)
 	sched_host_index(ctx, hn);
 }
 
-/* Classes of the tasks (NULL for invalid requests), counted for the shapes. */
-static struct sched_class **sched_classify(struct sched_ctx *ctx, struct task *const *ordered, size_t n,
-					   size_t *valid)
+/* What the pass reads of a task. Gathered in one tight loop first: tasks are
+ * big and scattered, and a loop that does nothing but copy lets the CPU have
+ * many of those cache misses in flight at once, where the classifying loop
+ * would take them one at a time. */
+struct sched_req {
+	struct task_resources res;
+	struct sched_class *cls; /* NULL: invalid request, skipped */
+};
+
+static struct sched_req *sched_gather(struct task *const *ordered, size_t n)
 {
-	struct sched_class **cls = xcalloc(n > 0 ? n : 1, sizeof *cls);
-	*valid = 0;
+	struct sched_req *req = xmalloc((n > 0 ? n : 1) * sizeof *req);
+	for (size_t i = 0; i < n; i++)
+		req[i].res = ordered[i]->res;
+	return req;
+}
+
+/* Classes of the requests, counted for the learned shapes; returns how many
+ * requests are valid. */
+static size_t sched_classify(struct sched_ctx *ctx, struct sched_req *req, size_t n)
+{
+	size_t valid = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!sched_resources_valid(&ordered[i]->res))
+		req[i].cls = NULL;
+		if (!sched_resources_valid(&req[i].res))
 			continue;
-		cls[i] = sched_class_of(ctx, &ordered[i]->res);
-		cls[i]->count++;
-		(*valid)++;
+		req[i].cls = sched_class_of(ctx, &req[i].res);
+		req[i].cls->count++;
+		valid++;
 	}
-	return cls;
+	return valid;
 }
 
 size_t sched_pass(struct pool *p, struct task *const *ordered, size_t n, const struct sched_config *c,
 		  int64_t now_ms, struct sched_decision *out)
 {
 	struct sched_ctx *ctx = sched_ctx_new(p, c);
-	size_t valid;
-	struct sched_class **cls = sched_classify(ctx, ordered, n, &valid);
+	struct sched_req *req = sched_gather(ordered, n);
+	size_t valid = sched_classify(ctx, req, n);
 	if (c->shapes && c->n_shapes > 0)
 		sched_shapes_given(ctx, c->shapes, c->n_shapes);
 	else
@@ -1004,20 +1182,20 @@ size_t sched_pass(struct pool *p, struct task *const *ordered, size_t n, const s
 	sched_ctx_index_hosts(ctx);
 	size_t placed = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct task *t = ordered[i];
-		if (!cls[i])
+		struct sched_class *cls = req[i].cls;
+		if (!cls)
 			continue;
 		struct placement pl;
-		if (!cls[i]->infeasible && sched_find(ctx, cls[i], &pl) && pool_alloc(p, &pl, &t->res) == 0) {
-			out[placed++] = (struct sched_decision){ .task = t, .pl = pl };
+		if (!cls->infeasible && sched_find(ctx, cls, &pl) && pool_alloc(p, &pl, &req[i].res) == 0) {
+			out[placed++] = (struct sched_decision){ .task = ordered[i], .pl = pl };
 			sched_host_changed(ctx, &ctx->hnodes[pl.host->pos]);
 			continue;
 		}
-		cls[i]->infeasible = true;
-		if (sched_should_reserve(ctx, t, cls[i], now_ms))
-			sched_reserve(ctx, cls[i]);
+		cls->infeasible = true;
+		if (sched_should_reserve(ctx, ordered[i], cls, now_ms))
+			sched_reserve(ctx, cls);
 	}
-	free(cls);
+	free(req);
 	sched_ctx_free(ctx);
 	return placed;
 }

@@ -270,6 +270,12 @@ start_node() {
 		api GET /v1/gpus
 		have=$(jq -r '.gpus | length' <<<"$HTTP_BODY" 2>/dev/null || echo "?")
 		[[ "$HTTP_STATUS" == 200 && "$have" == "$want" ]] && break
+		if ! kill -0 "$NODE_PID" 2>/dev/null; then
+			local rc=0
+			wait "$NODE_PID" || rc=$?
+			NODE_PID=
+			fail "gpunode up exited (status $rc) while waiting for its local agent's $want GPUs"
+		fi
 		if ((SECONDS >= deadline)); then
 			fail "the pool did not reach $want GPUs within ${NODE_START_TIMEOUT}s (last: HTTP $HTTP_STATUS, $have GPUs, body ${HTTP_BODY:0:300})"
 		fi
@@ -318,6 +324,12 @@ kill_node_hard() {
 }
 
 # --- tasks -----------------------------------------------------------------
+
+# jq filter: a history document -> "from>to from>to ..." of its transitions.
+# The first event records the creation (from is null, or from == to ==
+# "queued"); it is not a transition and is left out.
+# shellcheck disable=SC2034 # used by the tests that source this file
+TRANSITIONS_JQ='.events | (if length > 0 and (.[0].from == null or .[0].from == "" or .[0].from == .[0].to) then .[1:] else . end) | map("\(.from)>\(.to)") | join(" ")'
 
 # cli ARGS... — runs the CLI (output to stdout), failing the test if it fails.
 cli() {

@@ -56,7 +56,7 @@ assert_eq 0 "$(json_get "$t" '.gpus | length')" "gpus of a task cancelled while 
 api GET "/v1/tasks/$queued/history"
 assert_status 200 "history of the cancelled queued task"
 assert_eq "queued>cancelled" \
-	"$(json_get "$HTTP_BODY" '[.events[] | select(.from != null and .from != "") | "\(.from)>\(.to)"] | join(" ")')" \
+	"$(json_get "$HTTP_BODY" "$TRANSITIONS_JQ")" \
 	"history of a task cancelled while queued"
 
 # --- cancel of ended tasks: 409 ---

@@ -51,7 +51,7 @@ assert_eq 6 "$(header_value x-log-offset)" "X-Log-Offset from offset 3"
 
 api GET "/v1/tasks/$id/history"
 assert_status 200 "GET history"
-transitions=$(json_get "$HTTP_BODY" '[.events[] | select(.from != null and .from != "") | "\(.from)>\(.to)"] | join(" ")')
+transitions=$(json_get "$HTTP_BODY" "$TRANSITIONS_JQ")
 assert_eq "queued>assigned assigned>running running>succeeded" "$transitions" "history transitions of $id"
 json_get "$HTTP_BODY" '.events[].at' | while read -r at; do
 	assert_match "$at" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$' "history event .at"
@@ -79,7 +79,7 @@ assert_eq 7 "$(json_get "$t" .exit_code)" "exit_code of a failing task"
 assert_eq nonzero_exit "$(json_get "$t" .failure_reason)" "failure_reason of a failing task"
 assert_contains "$(cli logs "$bad")" oops "logs of a failing task (stderr goes to the log)"
 api GET "/v1/tasks/$bad/history"
-transitions=$(json_get "$HTTP_BODY" '[.events[] | select(.from != null and .from != "") | "\(.from)>\(.to)"] | join(" ")')
+transitions=$(json_get "$HTTP_BODY" "$TRANSITIONS_JQ")
 assert_eq "queued>assigned assigned>running running>failed" "$transitions" "history transitions of a failing task"
 
 # A command that cannot start: start_failed, not a crash.
