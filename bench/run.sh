@@ -46,8 +46,16 @@ stop_pid() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "bench/run.sh: warning: pid $pid did not stop within 10 s of SIGINT; killed" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	local rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	if ((rc != 0 && rc != 130 && rc != 137)); then
+		echo "bench/run.sh: warning: pid $pid exited with status $rc on SIGINT (not a clean stop)" >&2
+	fi
+	return 0
 }
 cleanup() {
 	local rc=$? p
@@ -123,16 +131,19 @@ rss_bytes() { # PID
 }
 
 figures='{}'
-# merge JSON — adds the numeric fields of a flat JSON object to the figures.
+# merge JSON [PREFIX] — adds the numeric fields of a flat JSON object to the
+# figures; keys that do not start with PREFIX get it, so that generic names
+# ("threads", "tasks") of different steps do not collide.
 merge() {
-	figures=$(jq -c --argjson acc "$figures" '$acc + with_entries(select(.value | type == "number"))' <<<"$1")
+	figures=$(jq -c --argjson acc "$figures" --arg p "${2:-}" \
+		'$acc + (with_entries(select(.value | type == "number") | .key |= (if startswith($p) then . else $p + . end)))' <<<"$1")
 }
 failures=0
 
 # --- 1. scheduler core ---
 progress "[1/5] bench_sched (scheduler core, 10,000 GPUs, 100,000 queued tasks)"
 if out=$("$BUILD/bench_sched" 2>"$work/bench_sched.log"); then
-	merge "$(tail -n 1 <<<"$out")"
+	merge "$(tail -n 1 <<<"$out")" sched_
 else
 	echo "bench/run.sh: bench_sched failed: $(tail -n 5 "$work/bench_sched.log")" >&2
 	failures=$((failures + 1))
@@ -142,7 +153,7 @@ fi
 progress "[2/5] api: $API_COUNT submits, $API_THREADS threads, gpunode up on 8 simulated H100s"
 start_up api
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$API_COUNT"); then
-	merge "$out"
+	merge "$out" api_
 else
 	echo "bench/run.sh: bench_api failed: $out" >&2
 	failures=$((failures + 1))
@@ -153,7 +164,7 @@ stop_pid "$NODE_PID"
 progress "[3/5] e2e: $E2E_COUNT 'true' tasks through a fresh gpunode up (8 simulated H100s, process executor)"
 start_up e2e
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$E2E_COUNT" --e2e); then
-	merge "$out"
+	merge "$out" e2e_
 else
 	echo "bench/run.sh: e2e failed: $out" >&2
 	failures=$((failures + 1))
@@ -184,7 +195,7 @@ pids+=("$serve_pid")
 URL="http://127.0.0.1:$port"
 wait_healthz "$URL" "$serve_pid" "$work/serve.log"
 TOKEN=$(tr -d '[:space:]' <"$work/serve/admin.token")
-"$BIN" agent --node "$URL" --token "$TOKEN" --sim-gpus 8xH100-80GB >"$work/agent.log" 2>&1 &
+"$BIN" agent --node "$URL" --token "$TOKEN" --sim-gpus 8xH100-80GB --host bench-agent --state "$work/agent" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 pids+=("$agent_pid")
 wait_gpus "$URL" "$TOKEN" 8
@@ -212,13 +223,15 @@ GOALS = {
     "e2e_tasks_per_s": (1_000, "min", 9.5, "Slurm, 8 GPUs"),
     "agent_rss_bytes_idle": (10_000_000, "max", None, None),
 }
+FIRST = ["sched_placements_per_s", "api_submits_per_s", "e2e_tasks_per_s",
+         "node_rss_bytes_100k_queued", "agent_rss_bytes_idle"]
 def fmt(v):
     if isinstance(v, float) and not v.is_integer():
-        return f"{v:,.1f}"
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:,.1f}"
     return f"{int(v):,}"
 print("| figure | value | goal | vs goal | baseline | vs baseline |")
 print("|---|---:|---:|---:|---|---:|")
-order = list(GOALS) + sorted(k for k in figs if k not in GOALS)
+order = FIRST + sorted(k for k in figs if k not in FIRST)
 for name in order:
     if name not in figs:
         continue

@@ -218,34 +218,40 @@ static void *janitor_main(void *arg)
 
 /* --- recovery after a crash --- */
 
-/* True when /proc/PID/environ names this task: that is how an orphan of a
- * crashed agent is told apart from an unrelated process that reused its pid. */
-static bool process_runs_task(const char *pid, const char *id)
+/* True when /proc/PID/environ names this task on this host: that is how an
+ * orphan of a crashed agent is told apart from an unrelated process that
+ * reused its pid, or from the task's next attempt under another agent on the
+ * same machine. */
+static bool process_runs_task(const char *pid, const char *id, const char *host)
 {
-	char path[64], want[64], buf[8192];
+	char path[64], want_id[64], want_host[96], buf[16384];
 	snprintf(path, sizeof path, "/proc/%s/environ", pid);
-	snprintf(want, sizeof want, "GPUNODE_TASK_ID=%s", id);
+	snprintf(want_id, sizeof want_id, "GPUNODE_TASK_ID=%s", id);
+	snprintf(want_host, sizeof want_host, "GPUNODE_HOST=%s", host);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	bool id_ok = false, host_ok = false;
 	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(buf + off) + 1) {
-		buf[n] = '\0';
-		if (strcmp(buf + off, want) == 0)
-			return true;
+		id_ok |= strcmp(buf + off, want_id) == 0;
+		host_ok |= strcmp(buf + off, want_host) == 0;
 	}
-	return false;
+	return id_ok && host_ok;
 }
 
-static void kill_orphans(const char *id)
+static void kill_orphans(const char *id, const char *host)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d)))
-		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && process_runs_task(de->d_name, id)) {
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && process_runs_task(de->d_name, id, host)) {
 			pid_t pid = (pid_t)atoi(de->d_name);
 			pid_t pgid = getpgid(pid);
 			if (pgid > 1)
@@ -287,7 +293,7 @@ static int recover_tasks(struct agent *a, struct err *e)
 			t->started = t->exited = t->running_reported = true;
 			log_msg("info", "agent", "task=%s recovered exit code=%d", t->id, x->exit_code);
 		} else {
-			kill_orphans(t->id);
+			kill_orphans(t->id, a->cfg.host);
 			log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)",
 				t->id);
 			drop_task(a, t);
@@ -300,6 +306,7 @@ static int recover_tasks(struct agent *a, struct err *e)
 }
 
 /* --- registration --- */
+
 
 static json_t *register_body(struct agent *a)
 {
@@ -400,7 +407,7 @@ static void start_task(struct agent *a, json_t *spec)
 	for (int i = 0; i < n_gpus && i < TASK_MAX_GPUS; i++)
 		str_copy(uuids[i], TASK_GPU_UUID_MAX, json_string_value(json_array_get(gpus_j, (size_t)i)));
 	struct exec_spec s = {
-		.task_id = id, .argv = argv, .argc = argc, .env = env, .n_env = n_env, .gpu_uuids = uuids,
+		.task_id = id, .host = a->cfg.host, .argv = argv, .argc = argc, .env = env, .n_env = n_env, .gpu_uuids = uuids,
 		.n_gpus = n_gpus < TASK_MAX_GPUS ? n_gpus : TASK_MAX_GPUS,
 		.milli = (int)json_integer_value(json_object_get(spec, "gpu_milli")), .workdir = t->dir, .log_path = log,
 	};

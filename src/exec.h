@@ -11,6 +11,7 @@
 
 struct exec_spec {
 	const char *task_id;
+	const char *host;     /* the agent's host name: with task_id, names this run */
 	char *const *argv;
 	int argc;
 	char *const *env; /* the task's own KEY=VALUE entries */

@@ -48,7 +48,7 @@ static struct proc_backend *as_proc(struct exec_backend *b)
  * own environment (its token among it) is never passed on. */
 static char **build_env(const struct exec_spec *s)
 {
-	char **env = xcalloc((size_t)s->n_env + 8, sizeof *env);
+	char **env = xcalloc((size_t)s->n_env + 9, sizeof *env);
 	int k = 0;
 	const char *path = getenv("PATH");
 	if (asprintf(&env[k++], "PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin") < 0)
@@ -65,6 +65,7 @@ static char **build_env(const struct exec_spec *s)
 	if (asprintf(&env[k++], "CUDA_VISIBLE_DEVICES=%s", list) < 0 ||
 	    asprintf(&env[k++], "NVIDIA_VISIBLE_DEVICES=%s", list) < 0 ||
 	    asprintf(&env[k++], "GPUNODE_TASK_ID=%s", s->task_id) < 0 ||
+	    asprintf(&env[k++], "GPUNODE_HOST=%s", s->host ? s->host : "") < 0 ||
 	    asprintf(&env[k++], "GPUNODE_GPU_MILLI=%d", s->milli) < 0)
 		abort();
 	return env;

@@ -1,6 +1,7 @@
 #include "role_opts.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,6 +36,14 @@ static int take_option(const char *verb, int argc, char **argv, int *i, unsigned
 			cli_error(verb, "--policy %s: want frag or bestfit", v);
 			return -1;
 		}
+	} else if ((mask & ROLE_OPT_NODE) && (v = value_of(verb, argc, argv, i, "--host-grace"))) {
+		char *end;
+		double secs = strtod(v, &end);
+		if (*end || end == v || secs < 0.5 || secs > 3600) {
+			cli_error(verb, "--host-grace %s: want seconds, 0.5..3600", v);
+			return -1;
+		}
+		o->host_grace_ms = (int64_t)(secs * 1000);
 	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--sim-gpus"))) {
 		o->sim_gpus = v;
 	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--host"))) {

@@ -5,7 +5,7 @@
 #include "sched.h"
 
 enum {
-	ROLE_OPT_NODE = 1,  /* --data --listen --policy */
+	ROLE_OPT_NODE = 1,  /* --data --listen --policy --host-grace */
 	ROLE_OPT_AGENT = 2, /* --sim-gpus --host --state */
 	ROLE_OPT_REMOTE = 4 /* --node --token */
 };
@@ -19,6 +19,7 @@ struct role_opts {
 	const char *node_url;
 	const char *token;
 	enum sched_policy policy;
+	int64_t host_grace_ms; /* 0: the node's default */
 };
 
 /* Parses argv for verb; mask says which option groups it takes. Returns 0,

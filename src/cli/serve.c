@@ -12,7 +12,8 @@ static const char usage[] =
 	"Runs the node only (no local agent). Agents join with: gpunode agent --node URL --token TOKEN\n"
 	"  --data DIR          state: database, logs, admin.token (default $GPUNODE_DATA or /var/lib/gpunode)\n"
 	"  --listen ADDR:PORT  default 127.0.0.1:7070; 0.0.0.0:7070 to accept remote agents\n"
-	"  --policy NAME       placement policy: frag (default, fragmentation-aware) or bestfit\n";
+	"  --policy NAME       placement policy: frag (default, fragmentation-aware) or bestfit\n"
+	"  --host-grace SECS   a host silent this long is declared lost and its tasks requeued (default 10)\n";
 
 int node_config_from_opts(const struct role_opts *o, struct node_config *cfg);
 
@@ -22,6 +23,8 @@ int node_config_from_opts(const struct role_opts *o, struct node_config *cfg)
 	if (!str_copy(cfg->data_dir, sizeof cfg->data_dir, o->data))
 		return -1;
 	cfg->sched.policy = o->policy;
+	if (o->host_grace_ms)
+		cfg->host_grace_ms = o->host_grace_ms;
 	return 0;
 }
 

@@ -22,6 +22,7 @@ static const char usage[] =
 	"                      (default when no real GPU is found: " GPU_SIM_DEFAULT ")\n"
 	"  --host NAME         this host's name in the pool (default: the hostname)\n"
 	"  --policy NAME       placement policy: frag (default) or bestfit\n"
+	"  --host-grace SECS   a host silent this long is declared lost (default 10)\n"
 	"Then: gpunode submit --gpus 1 -- echo hello; gpunode tasks; gpunode logs ID\n";
 
 int node_config_from_opts(const struct role_opts *o, struct node_config *cfg);
