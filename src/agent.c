@@ -556,15 +556,24 @@ static int ship_log(struct agent *a, struct client *c, struct agent_task *t, str
 	return rc;
 }
 
-static json_t *report_for(const struct agent_task *t, const char *executor)
+/* Appends what the node has not heard about t yet, in the order it
+ * happened: a task that ran is reported running before it is reported
+ * exited, even when both go in one batch, so its history shows both. */
+static void append_reports(json_t *reports, const struct agent_task *t, const char *executor)
 {
-	if (t->start_failed)
-		return json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "start_failed", "message", t->message);
+	if (t->start_failed) {
+		json_array_append_new(reports, json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "start_failed",
+							 "message", t->message));
+		return;
+	}
+	if (!t->running_reported)
+		json_array_append_new(reports,
+				      json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "running", "executor", executor));
 	if (t->exited)
-		return json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s}", "task_id", t->id, "event", "exited", "exit_code",
-				 t->exit.exit_code, "signal", t->exit.signal, "cpu_seconds", t->exit.cpu_seconds,
-				 "max_rss_kb", (json_int_t)t->exit.max_rss_kb, "executor", executor);
-	return json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "running", "executor", executor);
+		json_array_append_new(reports, json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s}", "task_id", t->id, "event",
+							 "exited", "exit_code", t->exit.exit_code, "signal",
+							 t->exit.signal, "cpu_seconds", t->exit.cpu_seconds, "max_rss_kb",
+							 (json_int_t)t->exit.max_rss_kb, "executor", executor));
 }
 
 static bool needs_report(const struct agent_task *t)
@@ -594,7 +603,7 @@ static int report_round(struct agent *a, struct client *c, struct err *e)
 		if (t->started && !t->forget && (t->exited || now - t->last_ship_ms >= LOG_SHIP_MS))
 			logs[n_logs++] = t;
 		if (needs_report(t)) {
-			json_array_append_new(reports, report_for(t, a->exec->name));
+			append_reports(reports, t, a->exec->name);
 			sent_final[n_sent] = t->exited || t->start_failed;
 			sent[n_sent++] = t;
 		}

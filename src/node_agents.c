@@ -108,6 +108,8 @@ static void link_drop_through(struct host_link *l, uint64_t seq)
 	size_t k = 0;
 	while (k < l->n_cmds && l->cmds[k].seq <= seq)
 		json_decref(l->cmds[k++].json);
+	if (k == 0)
+		return;
 	memmove(l->cmds, l->cmds + k, (l->n_cmds - k) * sizeof *l->cmds);
 	l->n_cmds -= k;
 }
