@@ -482,6 +482,11 @@ void node_close(struct node *n)
 		pthread_join(n->sched_thread, NULL);
 	if (n->store)
 		store_close(n->store);
+	/* The queue holds pointers into the tasks: free it first. */
+	if (n->queue)
+		queue_free(n->queue);
+	if (n->pool)
+		pool_free(n->pool);
 	for (size_t i = 0; i < n->active_cap; i++)
 		if (n->active[i]) {
 			task_free(n->active[i]->t);
@@ -489,10 +494,6 @@ void node_close(struct node *n)
 		}
 	free(n->active);
 	node_links_free(n);
-	if (n->queue)
-		queue_free(n->queue);
-	if (n->pool)
-		pool_free(n->pool);
 	pthread_cond_destroy(&n->sched_cv);
 	pthread_mutex_destroy(&n->mu);
 	free(n);

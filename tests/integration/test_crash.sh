@@ -119,4 +119,15 @@ bad=$(jq -c '[.events[] | select(.to as $s | ["succeeded","failed","cancelled","
 	"$TEST_DIR/history.jsonl" | head -n 3)
 assert_eq "" "$bad" "histories without exactly one terminal transition"
 
+# A clean stop (SIGINT) with tasks still queued, then a restart: they are
+# still there and still queued (a model no GPU has keeps them waiting).
+waiting=()
+for ((i = 0; i < 20; i++)); do
+	waiting+=("$(submit_json '{"command":["true"],"models":["NO-SUCH-GPU"]}')")
+done
+stop_node
+start_node "$TEST_DIR/data" 8xH100-80GB
+for id in "${waiting[@]}"; do
+	assert_eq queued "$(json_get "$(task_json "$id")" .state)" "task $id queued before a clean restart"
+done
 stop_node
