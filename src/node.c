@@ -159,15 +159,27 @@ void node_kick_locked(struct node *n)
 	pthread_cond_signal(&n->sched_cv);
 }
 
+bool node_move_locked(struct task *t, enum task_state to)
+{
+	if (!task_transition_legal(t->state, to)) {
+		log_msg("error", "node", "task=%s illegal transition %s -> %s refused", t->id, task_state_name(t->state),
+			task_state_name(to));
+		return false;
+	}
+	t->state = to;
+	return true;
+}
+
 uint64_t node_finish_locked(struct node *n, struct active_task *a, enum task_state to, const char *reason,
 			    const char *message, const char *detail)
 {
 	struct task *t = a->t;
 	enum task_state from = t->state;
+	if (!node_move_locked(t, to))
+		return 0;
 	if (from == TASK_QUEUED)
 		queue_remove(n->queue, t);
 	uncharge(n, a);
-	t->state = to;
 	t->ended_ms = now_ms();
 	if (reason)
 		task_set_failure(t, reason, message);
@@ -189,9 +201,10 @@ uint64_t node_requeue_locked(struct node *n, struct active_task *a, const char *
 		return node_finish_locked(n, a, TASK_LOST, "lost", msg, msg);
 	}
 	enum task_state from = t->state;
+	if (!node_move_locked(t, TASK_QUEUED))
+		return 0;
 	uncharge(n, a);
 	clear_placement(t);
-	t->state = TASK_QUEUED;
 	t->queued_ms = now_ms();
 	t->assigned_ms = t->started_ms = 0;
 	t->executor[0] = '\0';
@@ -330,7 +343,7 @@ static uint64_t assign_locked(struct node *n, const struct sched_decision *d, in
 	queue_remove(n->queue, t);
 	a->pl = d->pl;
 	charge(n, a);
-	t->state = TASK_ASSIGNED;
+	node_move_locked(t, TASK_ASSIGNED); /* from queued: always legal */
 	t->attempts++;
 	t->assigned_ms = now;
 	str_copy(t->host, sizeof t->host, d->pl.host->id);

@@ -97,6 +97,9 @@ char *node_metrics_text(struct node *n, size_t *len);
 
 /* --- used between node.c and node_agents.c (lock held) --- */
 struct active_task *node_active_find(struct node *n, const char *id);
+/* The one place an active task's state changes: an illegal transition (see
+ * task.h) is a bug, refused and logged, never written. */
+bool node_move_locked(struct task *t, enum task_state to);
 /* Releases a task's GPUs, sets its final state, writes it, drops it from
  * memory; returns the store ticket. */
 uint64_t node_finish_locked(struct node *n, struct active_task *a, enum task_state to, const char *reason,

@@ -332,11 +332,10 @@ int node_agent_commands(struct node *n, const char *host, uint64_t after, int64_
 static uint64_t apply_running(struct node *n, struct active_task *a, json_t *r)
 {
 	struct task *t = node_active_task(a);
-	if (t->state != TASK_ASSIGNED)
+	if (t->state != TASK_ASSIGNED || !node_move_locked(t, TASK_RUNNING))
 		return 0;
 	const char *executor = json_string_value(json_object_get(r, "executor"));
 	str_copy(t->executor, sizeof t->executor, executor ? executor : "");
-	t->state = TASK_RUNNING;
 	t->started_ms = now_ms();
 	char detail[64];
 	snprintf(detail, sizeof detail, "started by executor %s", t->executor);
