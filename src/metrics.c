@@ -28,7 +28,8 @@ static void task_counters(struct strbuf *b, const struct node_counters *c)
 	counter(b, "gpunode_tasks_expired_total", "Tasks not placed within their max wait.", c->expired);
 	counter(b, "gpunode_tasks_cancelled_total", "Tasks cancelled by request.", c->cancelled);
 	counter(b, "gpunode_tasks_finished_total", "Tasks that reached a terminal state.", c->finished);
-	counter(b, "gpunode_sched_passes_total", "Scheduling passes run.", c->sched_passes);
+	counter(b, "gpunode_sched_passes_total", "Scheduling passes run (full and arrival-only).", c->sched_passes);
+	counter(b, "gpunode_sched_full_passes_total", "Scheduling passes over the whole queue.", c->sched_full_passes);
 }
 
 static void queue_gauges(struct strbuf *b, struct node *n)

@@ -17,13 +17,6 @@ struct active_task {
 	bool charged; /* pl is booked in the pool and the client's fair share */
 };
 
-/* How many pending tasks one pass looks at. Enough to fill any pool we run;
- * a pass that fills them all runs again at once. */
-#define SCHED_PASS_MAX 16384
-/* A pass runs on every change and at least this often (aging, reservations). */
-#define SCHED_IDLE_PASS_MS 1000
-#define SCHED_TICK_MS 200
-
 void node_config_default(struct node_config *c)
 {
 	memset(c, 0, sizeof *c);
@@ -209,6 +202,7 @@ uint64_t node_requeue_locked(struct node *n, struct active_task *a, const char *
 	t->assigned_ms = t->started_ms = 0;
 	t->executor[0] = '\0';
 	queue_push(n->queue, t);
+	node_note_arrival_locked(n, t);
 	n->counters.requeued++;
 	node_kick_locked(n);
 	char detail[256];
@@ -237,9 +231,9 @@ int node_submit(struct node *n, struct task *t, const char *client, struct task 
 	uint64_t ticket = store_insert_task(n->store, t);
 	active_insert(n, t);
 	queue_push(n->queue, t);
+	node_note_arrival_locked(n, t);
 	n->counters.submitted++;
 	*copy = task_clone(t);
-	node_kick_locked(n);
 	pthread_mutex_unlock(&n->mu);
 	if (store_wait(n->store, ticket, e) < 0) {
 		task_free(*copy);
@@ -305,30 +299,6 @@ int node_cancel(struct node *n, const char *id, const char *client, struct task 
 	return rc;
 }
 
-/* --- the scheduler thread --- */
-
-static uint64_t expire_locked(struct node *n, int64_t now)
-{
-	struct task *expired[256];
-	uint64_t ticket = 0;
-	size_t k;
-	while ((k = queue_take_expired(n->queue, now, expired, 256)) > 0) {
-		for (size_t i = 0; i < k; i++) {
-			struct active_task *a = node_active_find(n, expired[i]->id);
-			char msg[128];
-			snprintf(msg, sizeof msg, "not placed within max_wait_s=%lld",
-				 (long long)(expired[i]->max_wait_ms / 1000));
-			/* queue_take_expired already removed it; node_finish_locked's
-			 * queue_remove is then a no-op. */
-			ticket = node_finish_locked(n, a, TASK_EXPIRED, "expired", msg, msg);
-			n->counters.expired++;
-		}
-		if (k < 256)
-			break;
-	}
-	return ticket;
-}
-
 static void describe_placement(const struct task *t, char *buf, size_t cap)
 {
 	int off = snprintf(buf, cap, "placed on host %s gpus", t->host);
@@ -336,7 +306,7 @@ static void describe_placement(const struct task *t, char *buf, size_t cap)
 		off += snprintf(buf + off, cap - (size_t)off, "%s%s", i ? "," : " ", t->gpu_uuids[i]);
 }
 
-static uint64_t assign_locked(struct node *n, const struct sched_decision *d, int64_t now)
+uint64_t node_assign_locked(struct node *n, const struct sched_decision *d, int64_t now)
 {
 	struct task *t = d->task;
 	struct active_task *a = node_active_find(n, t->id);
@@ -356,73 +326,6 @@ static uint64_t assign_locked(struct node *n, const struct sched_decision *d, in
 	node_link_push_start(n, node_link_find(n, t->host, true), t);
 	n->counters.placed++;
 	return ticket;
-}
-
-/* One scheduling pass. Returns the last store ticket (0: nothing written)
- * and sets *more when the pass was capped and should run again. */
-static uint64_t place_locked(struct node *n, int64_t now, struct task **order, struct sched_decision *out,
-			     bool *more)
-{
-	size_t k = queue_order(n->queue, now, order, SCHED_PASS_MAX);
-	size_t placed = k ? sched_pass(n->pool, order, k, &n->cfg.sched, now, out) : 0;
-	uint64_t ticket = 0;
-	for (size_t i = 0; i < placed; i++)
-		ticket = assign_locked(n, &out[i], now);
-	n->counters.sched_passes++;
-	*more = placed > 0 && k == SCHED_PASS_MAX;
-	return ticket;
-}
-
-static void *sched_main(void *arg)
-{
-	struct node *n = arg;
-	struct task **order = xcalloc(SCHED_PASS_MAX, sizeof *order);
-	struct sched_decision *out = xcalloc(SCHED_PASS_MAX, sizeof *out);
-	struct publish_mark marks[256];
-	int64_t last_pass = 0;
-	pthread_mutex_lock(&n->mu);
-	while (!n->stopping) {
-		int64_t now = now_ms();
-		if (!n->sched_dirty && now - last_pass < SCHED_IDLE_PASS_MS) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += SCHED_TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&n->sched_cv, &n->mu, &ts);
-			if (n->stopping)
-				break;
-			now = now_ms();
-		}
-		bool more = false;
-		n->sched_dirty = false;
-		uint64_t ticket = expire_locked(n, now);
-		uint64_t t2 = node_check_hosts_locked(n, now);
-		uint64_t t3 = place_locked(n, now, order, out, &more);
-		last_pass = now;
-		if (t2 > ticket)
-			ticket = t2;
-		if (t3 > ticket)
-			ticket = t3;
-		if (more)
-			n->sched_dirty = true;
-		if (!ticket)
-			continue;
-		size_t nm = node_links_snapshot(n, marks, 256);
-		pthread_mutex_unlock(&n->mu);
-		struct err e;
-		if (store_wait(n->store, ticket, &e) < 0)
-			log_msg("error", "sched", "store commit failed: %s", e.msg);
-		pthread_mutex_lock(&n->mu);
-		for (size_t i = 0; i < nm; i++)
-			node_link_publish(n, marks[i].link, marks[i].seq);
-	}
-	pthread_mutex_unlock(&n->mu);
-	free(order);
-	free(out);
-	return NULL;
 }
 
 /* --- open / close --- */
@@ -465,7 +368,7 @@ int node_open(const struct node_config *cfg, struct node **out, struct err *e)
 	n->queue = queue_new(&cfg->queue);
 	if (store_load_active(n->store, load_active_cb, n, e) < 0)
 		goto fail;
-	if (pthread_create(&n->sched_thread, NULL, sched_main, n) != 0) {
+	if (pthread_create(&n->sched_thread, NULL, node_sched_main, n) != 0) {
 		err_set(e, ERR_INTERNAL, "cannot start the scheduler thread");
 		goto fail;
 	}
@@ -506,6 +409,7 @@ void node_close(struct node *n)
 			free(n->active[i]);
 		}
 	free(n->active);
+	free(n->arrivals);
 	node_links_free(n);
 	pthread_cond_destroy(&n->sched_cv);
 	pthread_mutex_destroy(&n->mu);

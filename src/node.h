@@ -36,7 +36,7 @@ struct active_task;   /* node.c: a task plus its placement bookkeeping */
 struct host_link;     /* node_agents.c: one agent's command outbox */
 
 struct node_counters {
-	uint64_t submitted, placed, requeued, expired, cancelled, finished, sched_passes;
+	uint64_t submitted, placed, requeued, expired, cancelled, finished, sched_passes, sched_full_passes;
 	uint64_t http_requests[6]; /* by status class: 1xx..5xx in [1..5] */
 };
 
@@ -54,6 +54,16 @@ struct node {
 	size_t active_cap, active_len;
 	struct host_link *links;     /* list, one per registered host */
 	uint64_t next_seq;           /* task arrival order */
+
+	/* Arrival passes (node_sched.c): ids queued since the last pass, and
+	 * what the last full pass established about the rest of the queue. */
+	char (*arrivals)[TASK_ID_LEN + 1];
+	size_t n_arrivals, cap_arrivals;
+	uint64_t known_pool_version;
+	int known_reserved;
+	int64_t last_full_pass_ms;
+	int64_t next_full_pass_ns;   /* pacing of full passes (mono clock) */
+	int64_t first_arrival_ns;    /* when the oldest pending arrival came */
 
 	struct node_counters counters;
 	pthread_t sched_thread;
@@ -137,6 +147,14 @@ uint64_t node_claim_placement_locked(struct node *n, struct active_task *a);
 /* Sets stopping and wakes every waiter (long polls, the scheduler), so the
  * HTTP server can stop before node_close. */
 void node_shutdown_begin(struct node *n);
+
+/* The scheduler thread (node_sched.c). */
+void *node_sched_main(void *arg);
+/* Records a task newly queued (submitted or requeued) for the next pass. */
+void node_note_arrival_locked(struct node *n, const struct task *t);
+/* Books a placement decision: the task becomes assigned (attempt counted)
+ * and a start command goes to its host's outbox. Returns the store ticket. */
+uint64_t node_assign_locked(struct node *n, const struct sched_decision *d, int64_t now);
 
 /* Wakes the scheduler thread (lock held). */
 void node_kick_locked(struct node *n);

@@ -1172,6 +1172,12 @@ static size_t sched_classify(struct sched_ctx *ctx, struct sched_req *req, size_
 size_t sched_pass(struct pool *p, struct task *const *ordered, size_t n, const struct sched_config *c,
 		  int64_t now_ms, struct sched_decision *out)
 {
+	return sched_pass_info(p, ordered, n, c, now_ms, out, NULL);
+}
+
+size_t sched_pass_info(struct pool *p, struct task *const *ordered, size_t n, const struct sched_config *c,
+		       int64_t now_ms, struct sched_decision *out, struct sched_pass_info *info)
+{
 	struct sched_ctx *ctx = sched_ctx_new(p, c);
 	struct sched_req *req = sched_gather(ordered, n);
 	size_t valid = sched_classify(ctx, req, n);
@@ -1195,6 +1201,8 @@ size_t sched_pass(struct pool *p, struct task *const *ordered, size_t n, const s
 		if (sched_should_reserve(ctx, ordered[i], cls, now_ms))
 			sched_reserve(ctx, cls);
 	}
+	if (info)
+		info->reserved_hosts = ctx->n_reserved;
 	free(req);
 	sched_ctx_free(ctx);
 	return placed;

@@ -69,4 +69,12 @@ struct sched_decision {
 size_t sched_pass(struct pool *p, struct task *const *ordered, size_t n, const struct sched_config *c,
 		  int64_t now_ms, struct sched_decision *out);
 
+/* What a pass did besides placing. */
+struct sched_pass_info {
+	int reserved_hosts; /* hosts held back for blocked tasks (backfill rule) */
+};
+/* sched_pass, also filling info (may be NULL). */
+size_t sched_pass_info(struct pool *p, struct task *const *ordered, size_t n, const struct sched_config *c,
+		       int64_t now_ms, struct sched_decision *out, struct sched_pass_info *info);
+
 #endif

@@ -141,7 +141,7 @@ static int read_env(json_t *v, char ***out, int *n, struct err *e)
 
 static int read_field(json_t *v, const char *key, struct task *t, struct err *e)
 {
-	long long x;
+	long long x = 0;
 	if (strcmp(key, "command") == 0)
 		return read_strv(v, "command", true, &t->argv, &t->argc, e);
 	if (strcmp(key, "models") == 0)
