@@ -9,17 +9,63 @@
 
 void api_reply_json(struct api_call *c, unsigned status, json_t *body)
 {
-	c->resp->status = status;
-	c->resp->body = json_dumps(body, JSON_COMPACT);
-	c->resp->len = c->resp->body ? strlen(c->resp->body) : 0;
-	c->resp->content_type = "application/json";
+	api_response_json(c->resp, status, body);
+}
+
+void api_response_json(struct http_response *r, unsigned status, json_t *body)
+{
+	free(r->body);
+	r->status = status;
+	r->body = json_dumps(body, JSON_COMPACT);
+	r->len = r->body ? strlen(r->body) : 0;
+	r->content_type = "application/json";
 	json_decref(body);
+}
+
+void api_response_error(struct http_response *r, const struct err *e)
+{
+	api_response_json(r, err_http_status(e->code),
+			  json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(e->code), "message", e->msg));
 }
 
 void api_reply_error(struct api_call *c, const struct err *e)
 {
-	api_reply_json(c, err_http_status(e->code),
-		       json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(e->code), "message", e->msg));
+	api_response_error(c->resp, e);
+}
+
+/* --- acknowledging after a commit, without a thread waiting for it --- */
+
+struct commit_wait {
+	struct store *store;
+	uint64_t ticket;
+};
+
+static bool commit_ready(void *arg)
+{
+	struct commit_wait *w = arg;
+	return store_decided(w->store) >= w->ticket;
+}
+
+/* The write is decided: answer as prepared if it committed, else with the
+ * store's error (the client must not believe a write that is not durable). */
+static void commit_finish(void *arg, struct http_response *resp)
+{
+	struct commit_wait *w = arg;
+	struct err e;
+	if (store_wait(w->store, w->ticket, &e) < 0)
+		api_response_error(resp, &e);
+	free(w);
+}
+
+void api_reply_after_commit(struct api_call *c, uint64_t ticket)
+{
+	if (!ticket)
+		return;
+	struct commit_wait *w = xmalloc(sizeof *w);
+	*w = (struct commit_wait){c->api->node->store, ticket};
+	c->resp->ready = commit_ready;
+	c->resp->finish = commit_finish;
+	c->resp->wait_arg = w;
 }
 
 void api_reply_errorf(struct api_call *c, enum err_code code, const char *fmt, ...)

@@ -29,6 +29,12 @@ struct api_call {
 };
 
 void api_reply_json(struct api_call *c, unsigned status, json_t *body); /* steals body */
+/* The same on a bare response (replacing any body it had). */
+void api_response_json(struct http_response *r, unsigned status, json_t *body);
+void api_response_error(struct http_response *r, const struct err *e);
+/* Holds the prepared reply until store write `ticket` is decided; sends the
+ * store's error instead if it failed. ticket 0: no wait. */
+void api_reply_after_commit(struct api_call *c, uint64_t ticket);
 void api_reply_error(struct api_call *c, const struct err *e);
 void api_reply_errorf(struct api_call *c, enum err_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -47,16 +47,49 @@ static int query_int(struct api_call *c, const char *key, long long lo, long lon
 	return 0;
 }
 
+/* A long poll parks the connection (no thread waits) until a command for
+ * the host is durable, the host is no longer registered, or wait_ms passes. */
+struct poll_wait {
+	struct node *node;
+	char host[TASK_HOST_MAX];
+	uint64_t after;
+};
+
+static bool poll_ready(void *arg)
+{
+	struct poll_wait *w = arg;
+	return node_agent_commands_ready(w->node, w->host, w->after);
+}
+
+static void poll_finish(void *arg, struct http_response *resp)
+{
+	struct poll_wait *w = arg;
+	struct err e;
+	json_t *cmds;
+	if (node_agent_commands(w->node, w->host, w->after, &cmds, &e) < 0)
+		api_response_error(resp, &e);
+	else
+		api_response_json(resp, 200, cmds);
+	free(w);
+}
+
 static void agent_commands(struct api_call *c, const char *host)
 {
 	struct err e;
 	long long after, wait_ms;
-	json_t *resp;
 	if (query_int(c, "after", 0, INT64_MAX, 0, &after, &e) < 0 ||
-	    query_int(c, "wait_ms", 0, LONG_POLL_MAX_MS, 25000, &wait_ms, &e) < 0 ||
-	    node_agent_commands(c->api->node, host, (uint64_t)after, wait_ms, &resp, &e) < 0)
+	    query_int(c, "wait_ms", 0, LONG_POLL_MAX_MS, 25000, &wait_ms, &e) < 0)
 		return api_reply_error(c, &e);
-	api_reply_json(c, 200, resp);
+	if (node_agent_heartbeat(c->api->node, host, &e) < 0) /* polling is a sign of life */
+		return api_reply_error(c, &e);
+	struct poll_wait *w = xcalloc(1, sizeof *w);
+	w->node = c->api->node;
+	str_copy(w->host, sizeof w->host, host);
+	w->after = (uint64_t)after;
+	c->resp->ready = poll_ready;
+	c->resp->finish = poll_finish;
+	c->resp->wait_arg = w;
+	c->resp->deadline_ms = now_ms() + wait_ms;
 }
 
 static void agent_reports(struct api_call *c, const char *host)
@@ -65,11 +98,13 @@ static void agent_reports(struct api_call *c, const char *host)
 	json_t *body;
 	if (api_body_json(c, &body, &e) < 0)
 		return api_reply_error(c, &e);
-	int rc = node_agent_reports(c->api->node, host, json_object_get(body, "reports"), &e);
+	uint64_t ticket = 0;
+	int rc = node_agent_reports(c->api->node, host, json_object_get(body, "reports"), &ticket, &e);
 	json_decref(body);
 	if (rc < 0)
 		return api_reply_error(c, &e);
 	api_reply_json(c, 200, json_object());
+	api_reply_after_commit(c, ticket); /* the agent may forget a report once we answer */
 }
 
 /* Writes the chunk at its offset, so a resent chunk lands in the same place

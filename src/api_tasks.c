@@ -26,9 +26,11 @@ static void create_task(struct api_call *c)
 		return api_reply_error(c, &e);
 	}
 	struct task *copy;
-	if (node_submit(c->api->node, t, c->who.client, &copy, &e) < 0)
+	uint64_t ticket;
+	if (node_submit(c->api->node, t, c->who.client, &copy, &ticket, &e) < 0)
 		return api_reply_error(c, &e);
 	api_reply_json(c, 201, task_to_json(copy));
+	api_reply_after_commit(c, ticket); /* 201 only once it is durable */
 	task_free(copy);
 }
 
@@ -101,9 +103,11 @@ static void cancel_task(struct api_call *c, const char *id)
 {
 	struct err e;
 	struct task *t;
-	if (node_cancel(c->api->node, id, api_client_scope(c), &t, &e) < 0)
+	uint64_t ticket;
+	if (node_cancel(c->api->node, id, api_client_scope(c), &t, &ticket, &e) < 0)
 		return api_reply_error(c, &e);
 	api_reply_json(c, 200, task_to_json(t));
+	api_reply_after_commit(c, ticket);
 	task_free(t);
 }
 

@@ -2,24 +2,37 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-struct http_server {
-	struct MHD_Daemon *daemon;
-	http_handler_fn handler;
-	void *ctx;
-	unsigned port;
-};
+#define HTTP_POOL_THREADS 4
+#define HTTP_WAITER_IDLE_MS 50
 
 /* Per-request state, kept in MHD's con_cls between calls. */
 struct request_state {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	bool waiting;                /* suspended with resp held */
+	struct http_response resp;   /* the held response */
+	struct MHD_Connection *conn;
+	struct request_state *next;  /* in the waiter list */
+};
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	http_handler_fn handler;
+	void *ctx;
+	unsigned port;
+	pthread_mutex_t mu;              /* leaf lock: waiters, kicked, stopping */
+	pthread_cond_t cv;
+	struct request_state *waiters;
+	bool kicked, stopping;
+	pthread_t waiter_thread;
 };
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, struct err *e)
@@ -72,6 +85,7 @@ static void collect_body(struct request_state *rs, const char *data, size_t size
 	rs->body[rs->len] = '\0';
 }
 
+/* The response's body passes to MHD here. */
 static enum MHD_Result queue_response(struct MHD_Connection *conn, struct http_response *resp)
 {
 	struct MHD_Response *r =
@@ -80,9 +94,36 @@ static enum MHD_Result queue_response(struct MHD_Connection *conn, struct http_r
 	MHD_add_response_header(r, "Content-Type", resp->content_type ? resp->content_type : "application/json");
 	for (int i = 0; i < resp->n_headers; i++)
 		MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
+	resp->body = NULL;
 	enum MHD_Result ret = MHD_queue_response(conn, resp->status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static void finish_response(struct http_response *resp)
+{
+	if (resp->finish)
+		resp->finish(resp->wait_arg, resp);
+	resp->ready = NULL;
+	resp->finish = NULL;
+	resp->wait_arg = NULL;
+}
+
+/* Holds the response and parks the connection until the waiter resumes it. */
+static enum MHD_Result suspend_request(struct http_server *s, struct MHD_Connection *conn, struct request_state *rs,
+				       struct http_response *resp)
+{
+	rs->resp = *resp;
+	rs->waiting = true;
+	rs->conn = conn;
+	MHD_suspend_connection(conn);
+	pthread_mutex_lock(&s->mu);
+	rs->next = s->waiters;
+	s->waiters = rs;
+	s->kicked = true; /* the condition may have come true meanwhile */
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -102,6 +143,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (rs->waiting) { /* resumed by the waiter */
+		rs->waiting = false;
+		finish_response(&rs->resp);
+		return queue_response(conn, &rs->resp);
+	}
 	struct http_request req = {
 		.conn = conn,
 		.method = method,
@@ -112,6 +158,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	};
 	struct http_response resp = {.status = 500};
 	s->handler(s->ctx, &req, &resp);
+	if (resp.ready && !resp.ready(resp.wait_arg))
+		return suspend_request(s, conn, rs, &resp);
+	finish_response(&resp);
 	return queue_response(conn, &resp);
 }
 
@@ -119,10 +168,74 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct request_state *rs = *con_cls;
 	if (rs) {
+		if (rs->waiting) /* the connection died while parked */
+			finish_response(&rs->resp);
+		free(rs->resp.body);
 		free(rs->body);
 		free(rs);
 		*con_cls = NULL;
 	}
+}
+
+/* --- the waiter: resumes parked requests whose condition holds --- */
+
+static bool waiter_due(const struct http_server *s, struct request_state *rs, int64_t now)
+{
+	return s->stopping || (rs->resp.deadline_ms && now >= rs->resp.deadline_ms) || rs->resp.ready(rs->resp.wait_arg);
+}
+
+static void wait_for_kick(struct http_server *s, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	if (!s->kicked && !s->stopping)
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	s->kicked = false;
+}
+
+static void *waiter_main(void *arg)
+{
+	struct http_server *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping || s->waiters) {
+		wait_for_kick(s, HTTP_WAITER_IDLE_MS);
+		/* Check conditions without our lock: ready() takes other locks,
+		 * and kicks come from threads holding them. */
+		struct request_state *list = s->waiters, *keep = NULL;
+		s->waiters = NULL;
+		pthread_mutex_unlock(&s->mu);
+		int64_t now = now_ms();
+		while (list) {
+			struct request_state *rs = list;
+			list = rs->next;
+			if (waiter_due(s, rs, now)) {
+				MHD_resume_connection(rs->conn);
+			} else {
+				rs->next = keep;
+				keep = rs;
+			}
+		}
+		pthread_mutex_lock(&s->mu);
+		while (keep) {
+			struct request_state *rs = keep;
+			keep = rs->next;
+			rs->next = s->waiters;
+			s->waiters = rs;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+void http_server_kick(struct http_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->kicked = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 int http_server_start(const char *listen, http_handler_fn handler, void *ctx, struct http_server **out,
@@ -135,7 +248,9 @@ int http_server_start(const char *listen, http_handler_fn handler, void *ctx, st
 	struct http_server *s = xcalloc(1, sizeof *s);
 	s->handler = handler;
 	s->ctx = ctx;
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	uint16_t port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
@@ -143,11 +258,13 @@ int http_server_start(const char *listen, http_handler_fn handler, void *ctx, st
 	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
 				     (unsigned)2000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+				     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL_THREADS,
 				     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	if (!s->daemon) {
 		free(s);
 		return err_set(e, ERR_UNAVAILABLE, "cannot listen on %s (address in use or not allowed?)", listen);
 	}
+	pthread_create(&s->waiter_thread, NULL, waiter_main, s);
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : port;
 	*out = s;
@@ -163,7 +280,14 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->waiter_thread, NULL); /* every parked request resumed */
 	MHD_stop_daemon(s->daemon);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 

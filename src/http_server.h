@@ -1,11 +1,19 @@
-/* http_server.h — a thin layer over libmicrohttpd: one thread per
- * connection (handlers may block: on a store commit, or a long poll), bodies
- * collected up to a limit, one handler for every request. */
+/* http_server.h — a thin layer over libmicrohttpd: a small epoll thread
+ * pool, bodies collected up to a limit, one handler for every request.
+ *
+ * Handlers do not block on slow things. A handler that must wait (for a
+ * store commit before acknowledging, or for a command in a long poll) fills
+ * the response's `ready`/`finish` pair: the connection is suspended, no
+ * thread waits for it, and a waiter thread resumes it once ready() holds (it
+ * re-checks on every http_server_kick) or the deadline passes; finish()
+ * then completes or replaces the response, which is sent. One thread per
+ * request and a wake-up per request cost more than the work itself here. */
 #ifndef GPUNODE_HTTP_SERVER_H
 #define GPUNODE_HTTP_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -29,6 +37,12 @@ struct http_response {
 	const char *content_type;
 	int n_headers;
 	char headers[HTTP_MAX_EXTRA_HEADERS][2][64];
+	/* Deferred answer (see above). finish always runs exactly once when
+	 * ready is set, also when the connection dies first, and owns wait_arg. */
+	bool (*ready)(void *wait_arg);
+	void (*finish)(void *wait_arg, struct http_response *resp);
+	void *wait_arg;
+	int64_t deadline_ms; /* 0: none */
 };
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struct http_response *resp);
@@ -40,7 +54,11 @@ int http_server_start(const char *listen, http_handler_fn handler, void *ctx, st
 		      struct err *e);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(const struct http_server *s);
+/* Resumes every waiting request (their finish runs), then stops. */
 void http_server_stop(struct http_server *s);
+/* Something changed: re-check the ready() of waiting requests. Any thread;
+ * cheap; takes only a leaf lock. */
+void http_server_kick(struct http_server *s);
 
 const char *http_query(const struct http_request *req, const char *key);
 const char *http_header(const struct http_request *req, const char *key);

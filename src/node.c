@@ -212,7 +212,8 @@ uint64_t node_requeue_locked(struct node *n, struct active_task *a, const char *
 
 /* --- client operations --- */
 
-int node_submit(struct node *n, struct task *t, const char *client, struct task **copy, struct err *e)
+int node_submit(struct node *n, struct task *t, const char *client, struct task **copy, uint64_t *ticket,
+		struct err *e)
 {
 	str_copy(t->client, sizeof t->client, client);
 	t->state = TASK_QUEUED;
@@ -228,18 +229,13 @@ int node_submit(struct node *n, struct task *t, const char *client, struct task 
 	t->seq = n->next_seq++;
 	/* The insert is enqueued before the task becomes placeable, so any
 	 * placement write of it lands after it in the store. */
-	uint64_t ticket = store_insert_task(n->store, t);
+	*ticket = store_insert_task(n->store, t);
 	active_insert(n, t);
 	queue_push(n->queue, t);
 	node_note_arrival_locked(n, t);
 	n->counters.submitted++;
 	*copy = task_clone(t);
 	pthread_mutex_unlock(&n->mu);
-	if (store_wait(n->store, ticket, e) < 0) {
-		task_free(*copy);
-		*copy = NULL;
-		return -1;
-	}
 	return 0;
 }
 
@@ -257,7 +253,8 @@ int node_get_task(struct node *n, const char *id, const char *client, struct tas
 	return 0;
 }
 
-int node_cancel(struct node *n, const char *id, const char *client, struct task **copy, struct err *e)
+int node_cancel(struct node *n, const char *id, const char *client, struct task **copy, uint64_t *ticket,
+		struct err *e)
 {
 	struct task *stored;
 	if (node_get_task(n, id, client, &stored, e) < 0)
@@ -270,33 +267,20 @@ int node_cancel(struct node *n, const char *id, const char *client, struct task 
 		pthread_mutex_unlock(&n->mu);
 		return err_set(e, ERR_CONFLICT, "task %s has already ended", id);
 	}
-	struct host_link *link = NULL;
-	uint64_t stop_seq = 0;
-	if (a->t->state != TASK_QUEUED && a->t->host[0]) {
-		link = node_link_find(n, a->t->host, false);
-		if (link)
-			stop_seq = node_link_push_stop(n, link, id);
-	}
+	char host[TASK_HOST_MAX];
+	str_copy(host, sizeof host, a->t->state != TASK_QUEUED ? a->t->host : "");
 	*copy = task_clone(a->t);
 	(*copy)->state = TASK_CANCELLED;
 	(*copy)->ended_ms = now_ms();
 	task_set_failure(*copy, "cancelled", "cancelled by request");
-	uint64_t ticket = node_finish_locked(n, a, TASK_CANCELLED, "cancelled", "cancelled by request",
-					     "cancelled by request");
+	*ticket = node_finish_locked(n, a, TASK_CANCELLED, "cancelled", "cancelled by request", "cancelled by request");
+	/* The stop reaches the agent only once the cancellation is durable. */
+	struct host_link *link = host[0] ? node_link_find(n, host, false) : NULL;
+	if (link)
+		node_link_push_stop(n, link, id, *ticket);
 	n->counters.cancelled++;
 	pthread_mutex_unlock(&n->mu);
-
-	int rc = store_wait(n->store, ticket, e);
-	if (link) {
-		pthread_mutex_lock(&n->mu);
-		node_link_publish(n, link, stop_seq);
-		pthread_mutex_unlock(&n->mu);
-	}
-	if (rc < 0) {
-		task_free(*copy);
-		*copy = NULL;
-	}
-	return rc;
+	return 0;
 }
 
 static void describe_placement(const struct task *t, char *buf, size_t cap)
@@ -323,7 +307,7 @@ uint64_t node_assign_locked(struct node *n, const struct sched_decision *d, int6
 	char detail[1024];
 	describe_placement(t, detail, sizeof detail);
 	uint64_t ticket = store_update_task(n->store, t, TASK_QUEUED, detail);
-	node_link_push_start(n, node_link_find(n, t->host, true), t);
+	node_link_push_start(n, node_link_find(n, t->host, true), t, ticket);
 	n->counters.placed++;
 	return ticket;
 }
@@ -385,7 +369,6 @@ void node_shutdown_begin(struct node *n)
 	pthread_mutex_lock(&n->mu);
 	n->stopping = true;
 	pthread_cond_broadcast(&n->sched_cv);
-	node_links_wake_all(n);
 	pthread_mutex_unlock(&n->mu);
 }
 

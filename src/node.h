@@ -78,11 +78,14 @@ void node_close(struct node *n);
 
 /* --- client operations (any thread) --- */
 /* Takes ownership of t (validated by the caller), stamps id, client and
- * times, commits it, queues it. On success *copy is a snapshot for the
- * answer (caller frees). */
-int node_submit(struct node *n, struct task *t, const char *client, struct task **copy, struct err *e);
-/* Cancels a task. client NULL: admin (any task). */
-int node_cancel(struct node *n, const char *id, const char *client, struct task **copy, struct err *e);
+ * times, queues it, and enqueues its store write: *ticket is the write to
+ * wait for before acknowledging. *copy is a snapshot for the answer (caller
+ * frees). */
+int node_submit(struct node *n, struct task *t, const char *client, struct task **copy, uint64_t *ticket,
+		struct err *e);
+/* Cancels a task (client NULL: admin, any task); *ticket as for submit. */
+int node_cancel(struct node *n, const char *id, const char *client, struct task **copy, uint64_t *ticket,
+		struct err *e);
 /* Reads a task from the store; client NULL: admin. A task of another client
  * is ERR_NOT_FOUND (its existence is not revealed). */
 int node_get_task(struct node *n, const char *id, const char *client, struct task **out, struct err *e);
@@ -93,11 +96,15 @@ int node_get_task(struct node *n, const char *id, const char *client, struct tas
  * (req["tasks"]). Answers {"host","heartbeat_interval_ms","commands_after","stop":[ids]}. */
 int node_agent_register(struct node *n, json_t *req, json_t **resp, struct err *e);
 int node_agent_heartbeat(struct node *n, const char *host, struct err *e);
-/* Long poll: commands with seq > after, waiting up to wait_ms for one. */
-int node_agent_commands(struct node *n, const char *host, uint64_t after, int64_t wait_ms, json_t **resp,
-			struct err *e);
-/* Applies a batch of {task_id, event, ...} reports; returns after commit. */
-int node_agent_reports(struct node *n, const char *host, json_t *reports, struct err *e);
+/* Commands with seq > after whose writes are committed: {"commands":[...]}.
+ * (The long poll waits in the HTTP layer until node_agent_commands_ready.) */
+int node_agent_commands(struct node *n, const char *host, uint64_t after, json_t **resp, struct err *e);
+/* True when a long poll for host should answer now: a command is ready, the
+ * host is no longer registered, or the node is stopping. */
+bool node_agent_commands_ready(struct node *n, const char *host, uint64_t after);
+/* Applies a batch of {task_id, event, ...} reports; *ticket is the store
+ * write to wait for before acknowledging (0: nothing written). */
+int node_agent_reports(struct node *n, const char *host, json_t *reports, uint64_t *ticket, struct err *e);
 
 /* --- reads for the API (take the lock briefly) --- */
 json_t *node_gpus_json(struct node *n);
@@ -119,23 +126,14 @@ uint64_t node_finish_locked(struct node *n, struct active_task *a, enum task_sta
 uint64_t node_requeue_locked(struct node *n, struct active_task *a, const char *why);
 /* Agent outboxes (node_agents.c). */
 struct host_link *node_link_find(struct node *n, const char *host, bool create);
-uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t);
-uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id);
-/* Makes commands up to seq visible to the agent's long poll (after their
- * store write committed) and wakes it. */
-void node_link_publish(struct node *n, struct host_link *l, uint64_t seq);
+/* Commands become visible to the agent once their store write (ticket) has
+ * committed: nothing leaves the node before it is durable. */
+uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t, uint64_t ticket);
+uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket);
 /* Marks silent hosts lost and requeues their tasks. Returns the last ticket or 0. */
 uint64_t node_check_hosts_locked(struct node *n, int64_t now);
 void node_links_free(struct node *n);
-void node_links_wake_all(struct node *n);
 
-/* Snapshot of each outbox's newest command, taken before a store wait:
- * those commands are covered by the ticket being waited for. */
-struct publish_mark {
-	struct host_link *link;
-	uint64_t seq;
-};
-size_t node_links_snapshot(struct node *n, struct publish_mark *marks, size_t cap);
 
 struct task *node_active_task(struct active_task *a);
 /* Active tasks placed on host (assigned or running); out may be NULL to count. */

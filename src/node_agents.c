@@ -11,6 +11,7 @@
 
 struct agent_cmd {
 	uint64_t seq;
+	uint64_t ticket; /* visible to the agent once this store write committed */
 	json_t *json;
 };
 
@@ -19,8 +20,6 @@ struct host_link {
 	struct agent_cmd *cmds; /* ascending seq */
 	size_t n_cmds, cap_cmds;
 	uint64_t next_seq;      /* seq of the next command */
-	uint64_t published;     /* commands up to here are committed and visible */
-	pthread_cond_t cv;      /* long polls wait here */
 	int64_t last_seen_ms;
 	bool registered;        /* false: unknown since restart, or declared lost */
 	struct host_link *next;
@@ -49,13 +48,12 @@ struct host_link *node_link_find(struct node *n, const char *host, bool create)
 	str_copy(l->host, sizeof l->host, host);
 	l->next_seq = 1;
 	l->last_seen_ms = now_ms();
-	pthread_cond_init(&l->cv, NULL);
 	l->next = n->links;
 	n->links = l;
 	return l;
 }
 
-static uint64_t link_push(struct host_link *l, json_t *cmd)
+static uint64_t link_push(struct host_link *l, json_t *cmd, uint64_t ticket)
 {
 	if (l->n_cmds == l->cap_cmds) {
 		l->cap_cmds = l->cap_cmds ? l->cap_cmds * 2 : 64;
@@ -63,11 +61,11 @@ static uint64_t link_push(struct host_link *l, json_t *cmd)
 	}
 	uint64_t seq = l->next_seq++;
 	json_object_set_new(cmd, "seq", json_integer((json_int_t)seq));
-	l->cmds[l->n_cmds++] = (struct agent_cmd){seq, cmd};
+	l->cmds[l->n_cmds++] = (struct agent_cmd){seq, ticket, cmd};
 	return seq;
 }
 
-uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t)
+uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t, uint64_t ticket)
 {
 	json_t *argv = json_array(), *env = json_array(), *gpus = json_array();
 	for (int i = 0; i < t->argc; i++)
@@ -78,29 +76,12 @@ uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct 
 		json_array_append_new(gpus, json_string(t->gpu_uuids[i]));
 	json_t *spec = json_pack("{s:s, s:o, s:o, s:o, s:i}", "id", t->id, "command", argv, "env", env, "gpus", gpus,
 				 "gpu_milli", t->res.milli);
-	return link_push(l, json_pack("{s:s, s:o}", "type", "start", "task", spec));
+	return link_push(l, json_pack("{s:s, s:o}", "type", "start", "task", spec), ticket);
 }
 
-uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id)
+uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket)
 {
-	return link_push(l, json_pack("{s:s, s:s}", "type", "stop", "task_id", task_id));
-}
-
-void node_link_publish(struct node *n, struct host_link *l, uint64_t seq)
-{
-	if (seq > l->published) {
-		l->published = seq;
-		pthread_cond_broadcast(&l->cv);
-	}
-}
-
-size_t node_links_snapshot(struct node *n, struct publish_mark *marks, size_t cap)
-{
-	size_t k = 0;
-	for (struct host_link *l = n->links; l && k < cap; l = l->next)
-		if (l->next_seq - 1 > l->published)
-			marks[k++] = (struct publish_mark){l, l->next_seq - 1};
-	return k;
+	return link_push(l, json_pack("{s:s, s:s}", "type", "stop", "task_id", task_id), ticket);
 }
 
 static void link_drop_through(struct host_link *l, uint64_t seq)
@@ -114,12 +95,6 @@ static void link_drop_through(struct host_link *l, uint64_t seq)
 	l->n_cmds -= k;
 }
 
-void node_links_wake_all(struct node *n)
-{
-	for (struct host_link *l = n->links; l; l = l->next)
-		pthread_cond_broadcast(&l->cv);
-}
-
 void node_links_free(struct node *n)
 {
 	struct host_link *l = n->links;
@@ -127,7 +102,6 @@ void node_links_free(struct node *n)
 		struct host_link *next = l->next;
 		link_drop_through(l, UINT64_MAX);
 		free(l->cmds);
-		pthread_cond_destroy(&l->cv);
 		free(l);
 		l = next;
 	}
@@ -244,7 +218,6 @@ int node_agent_register(struct node *n, json_t *req, json_t **resp, struct err *
 	/* A (re)starting agent forgets its place in the outbox; what it still
 	 * runs is in `held`, and the rest is requeued below. */
 	link_drop_through(l, UINT64_MAX);
-	l->published = l->next_seq - 1;
 	l->registered = true;
 	l->last_seen_ms = h->last_seen_ms;
 	uint64_t ticket = reconcile_host_locked(n, host, held, stop);
@@ -290,22 +263,28 @@ int node_agent_heartbeat(struct node *n, const char *host, struct err *e)
 	return l ? 0 : -1;
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
+/* Commands after `after` whose store write has committed. Lock held. */
+static bool link_has_ready(const struct node *n, const struct host_link *l, uint64_t after, uint64_t decided)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	for (size_t i = 0; i < l->n_cmds && l->cmds[i].ticket <= decided; i++)
+		if (l->cmds[i].seq > after)
+			return true;
+	return false;
 }
 
-int node_agent_commands(struct node *n, const char *host, uint64_t after, int64_t wait_ms, json_t **resp,
-			struct err *e)
+bool node_agent_commands_ready(struct node *n, const char *host, uint64_t after)
 {
-	struct timespec deadline;
-	deadline_after(&deadline, wait_ms);
+	uint64_t decided = store_decided(n->store);
+	pthread_mutex_lock(&n->mu);
+	struct host_link *l = node_link_find(n, host, false);
+	bool ready = n->stopping || !l || !l->registered || link_has_ready(n, l, after, decided);
+	pthread_mutex_unlock(&n->mu);
+	return ready;
+}
+
+int node_agent_commands(struct node *n, const char *host, uint64_t after, json_t **resp, struct err *e)
+{
+	uint64_t decided = store_decided(n->store);
 	pthread_mutex_lock(&n->mu);
 	struct host_link *l = registered_link(n, host, e);
 	if (!l) {
@@ -313,15 +292,12 @@ int node_agent_commands(struct node *n, const char *host, uint64_t after, int64_
 		return -1;
 	}
 	link_drop_through(l, after);
-	while (!n->stopping && l->registered && l->published <= after) {
-		if (pthread_cond_timedwait(&l->cv, &n->mu, &deadline) != 0)
-			break;
-	}
 	json_t *cmds = json_array();
-	for (size_t i = 0; i < l->n_cmds && l->cmds[i].seq <= l->published; i++)
+	/* In seq order, and only up to the first one not yet durable, so an
+	 * agent never acknowledges past a command it has not seen. */
+	for (size_t i = 0; i < l->n_cmds && l->cmds[i].ticket <= decided; i++)
 		if (l->cmds[i].seq > after)
 			json_array_append(cmds, l->cmds[i].json);
-	l->last_seen_ms = now_ms();
 	pthread_mutex_unlock(&n->mu);
 	*resp = json_pack("{s:o}", "commands", cmds);
 	return 0;
@@ -391,7 +367,7 @@ static uint64_t apply_report_locked(struct node *n, const char *host, json_t *r)
 	return 0;
 }
 
-int node_agent_reports(struct node *n, const char *host, json_t *reports, struct err *e)
+int node_agent_reports(struct node *n, const char *host, json_t *reports, uint64_t *ticket_out, struct err *e)
 {
 	if (!json_is_array(reports))
 		return err_set(e, ERR_INVALID, "reports: must be an array");
@@ -414,7 +390,8 @@ int node_agent_reports(struct node *n, const char *host, json_t *reports, struct
 			ticket = t;
 	}
 	pthread_mutex_unlock(&n->mu);
-	return ticket ? store_wait(n->store, ticket, e) : 0;
+	*ticket_out = ticket;
+	return 0;
 }
 
 /* --- liveness --- */
@@ -424,7 +401,6 @@ static uint64_t declare_host_lost_locked(struct node *n, struct host_link *l)
 	log_msg("warn", "node", "host=%s lost: no heartbeat for %lld ms", l->host,
 		(long long)(now_ms() - l->last_seen_ms));
 	l->registered = false;
-	pthread_cond_broadcast(&l->cv);
 	struct host *h = pool_find_host(n->pool, l->host);
 	if (h)
 		pool_set_online(n->pool, h, false);

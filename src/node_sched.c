@@ -97,7 +97,8 @@ static size_t take_arrivals(struct node *n, struct task **order)
 			order[k++] = t;
 	}
 	n->n_arrivals = 0;
-	qsort(order, k, sizeof *order, arrival_cmp);
+	if (k > 1)
+		qsort(order, k, sizeof *order, arrival_cmp);
 	return k;
 }
 
@@ -112,7 +113,7 @@ struct pass_buffers {
 
 static void pass_buffers_reserve(struct pass_buffers *b, size_t n)
 {
-	if (n <= b->cap)
+	if (n <= b->cap && b->order)
 		return;
 	b->cap = n + n / 2 + 64;
 	b->order = xrealloc(b->order, b->cap * sizeof *b->order);
@@ -169,7 +170,6 @@ void *node_sched_main(void *arg)
 {
 	struct node *n = arg;
 	struct pass_buffers b = {0};
-	struct publish_mark marks[256];
 	pthread_mutex_lock(&n->mu);
 	while (!n->stopping) {
 		if (!n->sched_dirty && now_ms() - n->last_full_pass_ms < SCHED_FULL_PASS_MS) {
@@ -186,23 +186,11 @@ void *node_sched_main(void *arg)
 			continue;
 		}
 		n->sched_dirty = false;
-		uint64_t ticket = expire_locked(n, now);
-		uint64_t t2 = node_check_hosts_locked(n, now);
-		uint64_t t3 = place_locked(n, full, now, &b);
-		if (t2 > ticket)
-			ticket = t2;
-		if (t3 > ticket)
-			ticket = t3;
-		if (!ticket)
-			continue;
-		size_t nm = node_links_snapshot(n, marks, 256);
-		pthread_mutex_unlock(&n->mu);
-		struct err e;
-		if (store_wait(n->store, ticket, &e) < 0)
-			log_msg("error", "sched", "store commit failed: %s", e.msg);
-		pthread_mutex_lock(&n->mu);
-		for (size_t i = 0; i < nm; i++)
-			node_link_publish(n, marks[i].link, marks[i].seq);
+		/* No wait for these writes: each agent command becomes visible
+		 * once its own write has committed (node_agent_commands). */
+		expire_locked(n, now);
+		node_check_hosts_locked(n, now);
+		place_locked(n, full, now, &b);
 	}
 	pthread_mutex_unlock(&n->mu);
 	free(b.order);

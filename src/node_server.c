@@ -54,6 +54,11 @@ static void local_url(const char *listen, unsigned port, char *url, size_t cap)
 	snprintf(url, cap, "http://%s:%u", host, port);
 }
 
+static void kick_http(void *arg)
+{
+	http_server_kick(arg);
+}
+
 int node_server_start(struct node_server *s, const struct node_config *cfg, const char *listen, struct err *e)
 {
 	memset(s, 0, sizeof *s);
@@ -66,6 +71,8 @@ int node_server_start(struct node_server *s, const struct node_config *cfg, cons
 	str_copy(s->api.data_dir, sizeof s->api.data_dir, cfg->data_dir);
 	if (http_server_start(listen, api_handle, &s->api, &s->http, e) < 0)
 		goto fail;
+	/* Every commit may complete parked requests (acknowledgements, polls). */
+	store_set_commit_hook(s->node->store, kick_http, s->http);
 	local_url(listen, http_server_port(s->http), s->url, sizeof s->url);
 	char path[600], line[160];
 	snprintf(path, sizeof path, "%s/url", cfg->data_dir);
@@ -85,11 +92,15 @@ void node_server_begin_stop(struct node_server *s)
 {
 	if (s->node)
 		node_shutdown_begin(s->node);
+	if (s->http)
+		http_server_kick(s->http); /* long polls see the node stopping */
 }
 
 void node_server_stop(struct node_server *s)
 {
 	node_server_begin_stop(s);
+	if (s->node)
+		store_set_commit_hook(s->node->store, NULL, NULL);
 	http_server_stop(s->http);
 	s->http = NULL;
 	node_close(s->node);

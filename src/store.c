@@ -45,6 +45,9 @@ struct store {
 	struct store_op *head, *tail;
 	uint64_t last_ticket;     /* the newest ticket handed out */
 	uint64_t decided_through; /* every ticket <= this is committed or failed */
+	pthread_mutex_t hook_mu;
+	void (*commit_hook)(void *arg); /* called after each batch is decided */
+	void *commit_hook_arg;
 	struct store_failure *failures;
 	size_t n_failures, cap_failures;
 	bool stopping;
@@ -191,6 +194,27 @@ static void store_publish_decided(struct store *s, uint64_t ticket)
 	s->decided_through = ticket;
 	pthread_cond_broadcast(&s->done_cv);
 	pthread_mutex_unlock(&s->mu);
+	/* Own lock: clearing the hook waits for a call in progress. */
+	pthread_mutex_lock(&s->hook_mu);
+	if (s->commit_hook)
+		s->commit_hook(s->commit_hook_arg);
+	pthread_mutex_unlock(&s->hook_mu);
+}
+
+uint64_t store_decided(struct store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	uint64_t t = s->decided_through;
+	pthread_mutex_unlock(&s->mu);
+	return t;
+}
+
+void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&s->hook_mu);
+	s->commit_hook = fn;
+	s->commit_hook_arg = arg;
+	pthread_mutex_unlock(&s->hook_mu);
 }
 
 static void *store_writer_main(void *arg)
@@ -257,6 +281,7 @@ int store_open(const char *path, struct store **out, struct err *e)
 		return -1;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->hook_mu, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
 	pthread_cond_init(&s->done_cv, NULL);
 	int rc = pthread_create(&s->writer, NULL, store_writer_main, s);
@@ -265,6 +290,7 @@ int store_open(const char *path, struct store **out, struct err *e)
 		pthread_cond_destroy(&s->done_cv);
 		pthread_cond_destroy(&s->work_cv);
 		pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->hook_mu);
 		free(s);
 		return err_set(e, ERR_INTERNAL, "store: cannot start the writer thread: %s", strerror(rc));
 	}
@@ -285,6 +311,7 @@ void store_close(struct store *s)
 	pthread_cond_destroy(&s->done_cv);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->hook_mu);
 	free(s->failures);
 	free(s);
 }

@@ -47,6 +47,13 @@ uint64_t store_put_token(struct store *s, const char *hash_hex, const char *clie
  * when the commit failed (then the write is not durable). */
 int store_wait(struct store *s, uint64_t ticket, struct err *e);
 
+/* The newest ticket whose write is decided (committed or failed): a
+ * ticket <= this makes store_wait return at once. */
+uint64_t store_decided(struct store *s);
+/* fn(arg) runs on the writer thread after every batch is decided; it must be
+ * short and must not call back into the store's write path. NULL clears. */
+void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg);
+
 /* --- reads --- */
 /* ERR_NOT_FOUND when there is no such task. *out is the caller's to task_free. */
 int store_get_task(struct store *s, const char *id, struct task **out, struct err *e);
