@@ -793,7 +793,7 @@ void agent_stop(struct agent *a)
 	pthread_join(a->reaper, NULL);
 	pthread_join(a->reporter, NULL);
 	pthread_join(a->janitor, NULL);
-	/* Running tasks are killed without an exit file, so a restarted agent
+	/* Running tasks are killed without a journal line, so a restarted agent
 	 * does not report them as failed: the node requeues them instead. */
 	a->exec->destroy(a->exec);
 	/* The poller may sit in a long poll; the node wakes it when it stops

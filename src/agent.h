@@ -3,11 +3,13 @@
  * typed commands (start task, stop task); there is no "run this" escape.
  *
  * Threads: a poller (long-polls commands, starts and stops tasks), a reaper
- * (waits for task exits), and a reporter (ships logs, sends reports and
- * heartbeats, re-registers when the node asks). Each task has a directory
- * under state_dir/tasks/ID holding its log, its scratch dir and, once it
- * ended, an exit file: an agent that crashes and restarts reports exits it
- * had not yet delivered, and kills orphans it can no longer account for. */
+ * (waits for task exits), a reporter (ships logs, sends reports and
+ * heartbeats, re-registers when the node asks) and a janitor (removes the
+ * files of delivered tasks). On disk, under state_dir: tasks/ID/ is a task's
+ * scratch dir, logs/ID.log its output, and exits.journal gets a line when it
+ * ends. An agent that crashes and restarts reports the exits it had not yet
+ * delivered, and kills the orphans it can no longer account for.
+ */
 #ifndef GPUNODE_AGENT_H
 #define GPUNODE_AGENT_H
 

@@ -81,8 +81,8 @@ static int parse_item(const char *item, const char *host, struct gpu **gpus, int
 	int64_t vram;
 	if (!model_name_valid(model) || parse_vram_mb(model, &vram) < 0)
 		return err_set(e, ERR_INVALID, "--sim-gpus \"%s\": model must end in its memory, e.g. H100-80GB", item);
-	if (*n + count > 64)
-		return err_set(e, ERR_INVALID, "--sim-gpus: at most 64 GPUs per host");
+	if (*n + count > TASK_MAX_GPUS)
+		return err_set(e, ERR_INVALID, "--sim-gpus: at most %d GPUs per host", TASK_MAX_GPUS);
 	const struct model_family *fam = find_family(model);
 	*gpus = xrealloc(*gpus, (size_t)(*n + count) * sizeof **gpus);
 	for (long i = 0; i < count; i++) {
@@ -107,9 +107,10 @@ int gpu_sim_parse(const char *spec, const char *host, struct gpu **out, int *n, 
 	*n = 0;
 	if (strcmp(spec, "none") == 0)
 		return 0;
-	char *copy = xstrdup(spec), *save = NULL;
+	char *copy = xstrdup(spec), *rest = copy, *item;
 	int rc = 0;
-	for (char *item = strtok_r(copy, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save))
+	/* strsep, not strtok: an empty item ("2xA100-40GB,") is a typo to report. */
+	while (rc == 0 && (item = strsep(&rest, ",")))
 		rc = parse_item(item, host, out, n, e);
 	free(copy);
 	if (rc == 0 && *n == 0)

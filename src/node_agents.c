@@ -120,8 +120,10 @@ static int parse_gpu(json_t *g, size_t i, struct gpu *out, struct err *e)
 			   &model, "vram_mb", &vram, "arch", &arch, "nvlink_group", &nvlink, "simulated", &simulated) < 0)
 		return err_set(e, ERR_INVALID, "gpus[%zu]: %s", i, je.text);
 	memset(out, 0, sizeof *out);
-	if (!str_copy(out->uuid, sizeof out->uuid, uuid) || !*uuid || !str_copy(out->model, sizeof out->model, model))
-		return err_set(e, ERR_INVALID, "gpus[%zu]: uuid or model empty or too long", i);
+	/* Same charset as host ids: these go into metric labels and tables. */
+	if (!str_copy(out->uuid, sizeof out->uuid, uuid) || !host_id_valid(uuid) ||
+	    !str_copy(out->model, sizeof out->model, model) || !host_id_valid(model))
+		return err_set(e, ERR_INVALID, "gpus[%zu]: uuid (up to 63) and model (up to 47) must be characters of [A-Za-z0-9._-]", i);
 	str_copy(out->arch, sizeof out->arch, arch);
 	out->index = (int)index;
 	out->vram_mb = vram;
@@ -142,8 +144,10 @@ static int parse_register(json_t *req, const char **host, struct gpu **gpus, siz
 		return err_set(e, ERR_INVALID, "register: %s", je.text);
 	if (!host_id_valid(*host))
 		return err_set(e, ERR_INVALID, "host: 1..63 characters of [A-Za-z0-9._-]");
-	if (!json_is_array(gpu_arr) || json_array_size(gpu_arr) > 64)
-		return err_set(e, ERR_INVALID, "gpus: must be an array of at most 64 GPUs");
+	/* The scheduler places on at most TASK_MAX_GPUS GPUs of a host: refuse
+	 * more rather than leave some silently unused. */
+	if (!json_is_array(gpu_arr) || json_array_size(gpu_arr) > TASK_MAX_GPUS)
+		return err_set(e, ERR_INVALID, "gpus: must be an array of at most %d GPUs", TASK_MAX_GPUS);
 	if (*tasks && !json_is_array(*tasks))
 		return err_set(e, ERR_INVALID, "tasks: must be an array");
 	*n_gpus = json_array_size(gpu_arr);
