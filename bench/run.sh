@@ -2,7 +2,8 @@
 # run.sh — the benchmarks behind `make bench` (binaries from $BUILD, default
 # build-release, built with -Dbuildtype=release):
 #   1. bench_sched: the scheduler core alone (prints its own JSON figures);
-#   2. api_submits_per_s: bench_api against `gpunode up --sim-gpus 8xH100-80GB`;
+#   2. api_submits_per_s: bench_api against `gpunode up --sim-gpus 8xH100-80GB`,
+#      tasks that stay queued (8 and 64 clients), then tasks the node runs meanwhile;
 #   3. e2e_tasks_per_s: 2,000 `true` tasks through a fresh `gpunode up`, first
 #      submit to last completion;
 #   4. node_rss_bytes_100k_queued: VmRSS of `gpunode up` holding 100,000 queued
@@ -129,6 +130,10 @@ start_up() {
 rss_bytes() { # PID
 	awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"
 }
+# Private (anonymous) resident memory: RSS less the shared library pages.
+anon_bytes() { # PID
+	awk '/^RssAnon:/ { print $2 * 1024 }' "/proc/$1/status"
+}
 
 figures='{}'
 # merge JSON [PREFIX] — adds the numeric fields of a flat JSON object to the
@@ -150,10 +155,31 @@ else
 fi
 
 # --- 2. durable submissions over HTTP ---
-progress "[2/5] api: $API_COUNT submits, $API_THREADS threads, gpunode up on 8 simulated H100s"
-start_up api
+# The submit path itself: tasks that stay queued (a GPU model no host has), so
+# the figure is not the cost of running them. Every 201 comes after COMMIT.
+# Then the same with the node running every task it accepts (true, on 8
+# GPUs): on 2 cores that shares the CPU with ~1,000 spawns/s.
+QUEUED_BODY='{"command":["true"],"models":["NONE"]}'
+for threads in "$API_THREADS" 64; do
+	progress "[2/5] api: $API_COUNT submits that stay queued, $threads clients"
+	start_up "api$threads"
+	if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$threads" --count "$API_COUNT" \
+		--body "$QUEUED_BODY"); then
+		if [[ $threads == "$API_THREADS" ]]; then
+			merge "$out" api_
+		else
+			merge "{\"api_submits_per_s_${threads}_clients\": $(jq .api_submits_per_s <<<"$out")}"
+		fi
+	else
+		echo "bench/run.sh: bench_api failed: $out" >&2
+		failures=$((failures + 1))
+	fi
+	stop_pid "$NODE_PID"
+done
+progress "[2/5] api: $API_COUNT submits of 'true' tasks that the node runs meanwhile, $API_THREADS clients"
+start_up apirun
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$API_COUNT"); then
-	merge "$out" api_
+	merge "{\"api_submits_per_s_while_running\": $(jq .api_submits_per_s <<<"$out")}"
 else
 	echo "bench/run.sh: bench_api failed: $out" >&2
 	failures=$((failures + 1))
@@ -204,7 +230,7 @@ kill -0 "$agent_pid" || {
 	echo "bench/run.sh: the agent exited" >&2
 	exit 1
 }
-merge "{\"agent_rss_bytes_idle\": $(rss_bytes "$agent_pid")}"
+merge "{\"agent_rss_bytes_idle\": $(rss_bytes "$agent_pid"), \"agent_private_bytes_idle\": $(anon_bytes "$agent_pid")}"
 stop_pid "$agent_pid"
 stop_pid "$serve_pid"
 
