@@ -39,7 +39,7 @@ static void queue_gauges(struct strbuf *b, struct node *n)
 		strbuf_printf(b, "gpunode_queue_tasks{category=\"%s\"} %zu\n", task_category_name((enum task_category)c),
 			      queue_len_category(n->queue, (enum task_category)c));
 	metric_head(b, "gpunode_active_tasks", "gauge", "Tasks not yet ended, held in memory.");
-	strbuf_printf(b, "gpunode_active_tasks %zu\n", n->active_len);
+	strbuf_printf(b, "gpunode_active_tasks %zu\n", n->active.len);
 }
 
 static void pool_gauges(struct strbuf *b, struct node *n)

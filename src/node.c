@@ -27,70 +27,24 @@ void node_config_default(struct node_config *c)
 	c->max_attempts = 3;
 }
 
-/* --- the active-task table: open addressing, linear probing, deletion by
- * backward shift (no tombstones, so lookups stay short under churn). --- */
-
-static size_t id_hash(const char *id)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return (size_t)h;
-}
-
-static size_t active_slot(const struct node *n, const char *id)
-{
-	size_t mask = n->active_cap - 1, i = id_hash(id) & mask;
-	while (n->active[i] && strcmp(n->active[i]->t->id, id) != 0)
-		i = (i + 1) & mask;
-	return i;
-}
-
-static void active_grow(struct node *n)
-{
-	struct active_task **old = n->active;
-	size_t old_cap = n->active_cap;
-	n->active_cap = old_cap ? old_cap * 2 : 1024;
-	n->active = xcalloc(n->active_cap, sizeof *n->active);
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i])
-			n->active[active_slot(n, old[i]->t->id)] = old[i];
-	free(old);
-}
+/* --- the active-task table (keyed by the task's own id) --- */
 
 static struct active_task *active_insert(struct node *n, struct task *t)
 {
-	if ((n->active_len + 1) * 2 > n->active_cap)
-		active_grow(n);
 	struct active_task *a = xcalloc(1, sizeof *a);
 	a->t = t;
-	n->active[active_slot(n, t->id)] = a;
-	n->active_len++;
+	strmap_put(&n->active, t->id, a);
 	return a;
 }
 
 struct active_task *node_active_find(struct node *n, const char *id)
 {
-	if (!n->active_cap)
-		return NULL;
-	return n->active[active_slot(n, id)];
+	return strmap_get(&n->active, id);
 }
 
 static void active_remove(struct node *n, struct active_task *a)
 {
-	size_t mask = n->active_cap - 1, i = active_slot(n, a->t->id);
-	n->active[i] = NULL;
-	n->active_len--;
-	for (size_t j = (i + 1) & mask; n->active[j]; j = (j + 1) & mask) {
-		size_t home = id_hash(n->active[j]->t->id) & mask;
-		/* Move j back into the hole when its home slot is not in (i, j]. */
-		bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (!between) {
-			n->active[i] = n->active[j];
-			n->active[j] = NULL;
-			i = j;
-		}
-	}
+	strmap_del(&n->active, a->t->id, a);
 }
 
 struct task *node_active_task(struct active_task *a)
@@ -101,9 +55,9 @@ struct task *node_active_task(struct active_task *a)
 size_t node_active_on_host(struct node *n, const char *host, struct active_task **out, size_t cap)
 {
 	size_t k = 0;
-	for (size_t i = 0; i < n->active_cap; i++) {
-		struct active_task *a = n->active[i];
-		if (!a || a->t->state == TASK_QUEUED || strcmp(a->t->host, host) != 0)
+	for (size_t i = 0; i < n->active.cap; i++) {
+		struct active_task *a = n->active.slots[i].val;
+		if (!n->active.slots[i].key || a->t->state == TASK_QUEUED || strcmp(a->t->host, host) != 0)
 			continue;
 		if (out && k < cap)
 			out[k] = a;
@@ -386,12 +340,13 @@ void node_close(struct node *n)
 		queue_free(n->queue);
 	if (n->pool)
 		pool_free(n->pool);
-	for (size_t i = 0; i < n->active_cap; i++)
-		if (n->active[i]) {
-			task_free(n->active[i]->t);
-			free(n->active[i]);
+	for (size_t i = 0; i < n->active.cap; i++)
+		if (n->active.slots[i].key) {
+			struct active_task *a = n->active.slots[i].val;
+			task_free(a->t);
+			free(a);
 		}
-	free(n->active);
+	strmap_free(&n->active);
 	free(n->arrivals);
 	node_links_free(n);
 	pthread_cond_destroy(&n->sched_cv);

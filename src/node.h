@@ -19,6 +19,7 @@
 #include "queue.h"
 #include "sched.h"
 #include "store.h"
+#include "strmap.h"
 #include "task.h"
 
 struct node_config {
@@ -50,8 +51,7 @@ struct node {
 	struct store *store;
 	struct pool *pool;
 	struct queue *queue;
-	struct active_task **active; /* open hash table by task id */
-	size_t active_cap, active_len;
+	struct strmap active;        /* task id -> struct active_task */
 	struct host_link *links;     /* list, one per registered host */
 	uint64_t next_seq;           /* task arrival order */
 

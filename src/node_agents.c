@@ -178,7 +178,7 @@ static bool agent_holds(json_t *tasks, const char *id)
 static uint64_t reconcile_host_locked(struct node *n, const char *host, json_t *held, json_t *stop)
 {
 	uint64_t ticket = 0, t;
-	size_t cap = n->active_len + 1;
+	size_t cap = n->active.len + 1;
 	struct active_task **mine = xcalloc(cap, sizeof *mine);
 	size_t k = node_active_on_host(n, host, mine, cap);
 	for (size_t i = 0; i < k; i++) {
@@ -409,7 +409,7 @@ static uint64_t declare_host_lost_locked(struct node *n, struct host_link *l)
 	if (h)
 		pool_set_online(n->pool, h, false);
 	uint64_t ticket = 0;
-	size_t cap = n->active_len + 1;
+	size_t cap = n->active.len + 1;
 	struct active_task **mine = xcalloc(cap, sizeof *mine);
 	size_t k = node_active_on_host(n, l->host, mine, cap);
 	for (size_t i = 0; i < k; i++) {

@@ -1,8 +1,8 @@
 /* pool.c — the books of hosts and GPUs.
  *
- * Lookups by host id and GPU uuid go through two small open-addressing hash
- * tables (linear probing, backward-shift deletion, so no tombstones pile up
- * when agents re-register their GPUs over and over). The tables point at the
+ * Lookups by host id and GPU uuid go through two strmaps (backward-shift
+ * deletion, so no tombstones pile up when agents re-register their GPUs over
+ * and over). The maps point at the
  * id strings inside the hosts and GPUs themselves: no key copies, and the
  * pointers stay valid because a host never moves (hosts[] holds pointers) and
  * a GPU array is only replaced by pool_upsert_host, which re-keys it. */
@@ -11,103 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strmap.h"
 #include "util.h"
 
-struct pool_map_slot {
-	const char *key; /* NULL: empty */
-	uint64_t hash;
-	void *val;
-};
-
-struct pool_map {
-	struct pool_map_slot *slots;
-	size_t cap; /* power of two */
-	size_t len;
-};
-
 struct pool_index {
-	struct pool_map hosts; /* id -> struct host * */
-	struct pool_map gpus;  /* uuid -> struct gpu * */
+	struct strmap hosts; /* id -> struct host * */
+	struct strmap gpus;  /* uuid -> struct gpu * */
 };
-
-/* FNV-1a: short keys, good enough spread, no dependencies. */
-static uint64_t pool_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h ^ (h >> 29);
-}
-
-static void pool_map_init(struct pool_map *m)
-{
-	m->cap = 16;
-	m->len = 0;
-	m->slots = xcalloc(m->cap, sizeof *m->slots);
-}
-
-static struct pool_map_slot *pool_map_slot_of(const struct pool_map *m, const char *key, uint64_t hash)
-{
-	size_t mask = m->cap - 1;
-	for (size_t i = hash & mask;; i = (i + 1) & mask) {
-		struct pool_map_slot *s = &m->slots[i];
-		if (!s->key || (s->hash == hash && strcmp(s->key, key) == 0))
-			return s;
-	}
-}
-
-static void *pool_map_get(const struct pool_map *m, const char *key)
-{
-	if (!key)
-		return NULL;
-	struct pool_map_slot *s = pool_map_slot_of(m, key, pool_hash(key));
-	return s->key ? s->val : NULL;
-}
-
-static void pool_map_grow(struct pool_map *m)
-{
-	struct pool_map old = *m;
-	m->cap *= 2;
-	m->slots = xcalloc(m->cap, sizeof *m->slots);
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.slots[i].key)
-			*pool_map_slot_of(m, old.slots[i].key, old.slots[i].hash) = old.slots[i];
-	free(old.slots);
-}
-
-/* Inserts or replaces; key must outlive the entry. */
-static void pool_map_put(struct pool_map *m, const char *key, void *val)
-{
-	if ((m->len + 1) * 4 > m->cap * 3)
-		pool_map_grow(m);
-	uint64_t hash = pool_hash(key);
-	struct pool_map_slot *s = pool_map_slot_of(m, key, hash);
-	if (!s->key)
-		m->len++;
-	*s = (struct pool_map_slot){ .key = key, .hash = hash, .val = val };
-}
-
-/* Removes key when it maps to val (a uuid may have moved to another host since). */
-static void pool_map_del(struct pool_map *m, const char *key, const void *val)
-{
-	size_t mask = m->cap - 1;
-	struct pool_map_slot *s = pool_map_slot_of(m, key, pool_hash(key));
-	if (!s->key || s->val != val)
-		return;
-	/* Backward-shift: pull later members of the probe run into the hole so
-	 * lookups never need tombstones. */
-	size_t hole = (size_t)(s - m->slots);
-	for (size_t i = (hole + 1) & mask; m->slots[i].key; i = (i + 1) & mask) {
-		size_t home = m->slots[i].hash & mask;
-		bool movable = (i > hole) ? (home <= hole || home > i) : (home <= hole && home > i);
-		if (movable) {
-			m->slots[hole] = m->slots[i];
-			hole = i;
-		}
-	}
-	m->slots[hole] = (struct pool_map_slot){ 0 };
-	m->len--;
-}
 
 static struct pool_index *pool_index_of(const struct pool *p) { return p->index; }
 
@@ -115,8 +25,8 @@ struct pool *pool_new(void)
 {
 	struct pool *p = xcalloc(1, sizeof *p);
 	struct pool_index *ix = xcalloc(1, sizeof *ix);
-	pool_map_init(&ix->hosts);
-	pool_map_init(&ix->gpus);
+	strmap_init(&ix->hosts);
+	strmap_init(&ix->gpus);
 	p->index = ix;
 	return p;
 }
@@ -131,20 +41,20 @@ void pool_free(struct pool *p)
 	}
 	free(p->hosts);
 	struct pool_index *ix = pool_index_of(p);
-	free(ix->hosts.slots);
-	free(ix->gpus.slots);
+	strmap_free(&ix->hosts);
+	strmap_free(&ix->gpus);
 	free(ix);
 	free(p);
 }
 
 struct host *pool_find_host(const struct pool *p, const char *id)
 {
-	return pool_map_get(&pool_index_of(p)->hosts, id);
+	return strmap_get(&pool_index_of(p)->hosts, id);
 }
 
 struct gpu *pool_find_gpu(const struct pool *p, const char *uuid)
 {
-	return pool_map_get(&pool_index_of(p)->gpus, uuid);
+	return strmap_get(&pool_index_of(p)->gpus, uuid);
 }
 
 /* A host starts online: it is being registered by an agent that just spoke. */
@@ -159,7 +69,7 @@ static struct host *pool_add_host(struct pool *p, const char *id)
 	}
 	h->pos = p->n_hosts;
 	p->hosts[p->n_hosts++] = h;
-	pool_map_put(&pool_index_of(p)->hosts, h->id, h);
+	strmap_put(&pool_index_of(p)->hosts, h->id, h);
 	return h;
 }
 
@@ -193,12 +103,12 @@ struct host *pool_upsert_host(struct pool *p, const char *id, const struct gpu *
 		h = pool_add_host(p, id);
 	struct gpu *fresh = pool_copy_gpus(p, h, gpus, n);
 	for (int i = 0; i < h->n_gpus; i++)
-		pool_map_del(&ix->gpus, h->gpus[i].uuid, &h->gpus[i]);
+		strmap_del(&ix->gpus, h->gpus[i].uuid, &h->gpus[i]);
 	free(h->gpus);
 	h->gpus = fresh;
 	h->n_gpus = n;
 	for (int i = 0; i < n; i++)
-		pool_map_put(&ix->gpus, fresh[i].uuid, &fresh[i]);
+		strmap_put(&ix->gpus, fresh[i].uuid, &fresh[i]);
 	h->cpu_milli = cpu_milli > 0 ? cpu_milli : 0;
 	h->mem_mb = mem_mb > 0 ? mem_mb : 0;
 	p->version++;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "pool.h"
+#include "strmap.h"
 #include "util.h"
 
 #define QUEUE_NO_POS SIZE_MAX
@@ -96,8 +97,7 @@ struct queue_client {
 
 struct queue {
 	struct queue_config cfg;
-	struct queue_client **clients; /* open addressing by name */
-	size_t clients_cap, clients_len;
+	struct strmap clients;         /* name -> struct queue_client */
 	struct queue_group **active;   /* groups with live tasks */
 	size_t n_active, cap_active;
 	struct queue_heap deadlines;   /* entries with max_wait_ms > 0 */
@@ -201,53 +201,19 @@ static void queue_deadline_moved(void *item, size_t pos)
 
 /* ---- clients ---- */
 
-static uint64_t queue_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h ^ (h >> 29);
-}
-
-/* Slot for name: the client there, or the empty slot it would take. Clients
- * are never removed (a node sees a bounded set of them), so plain linear
- * probing without deletion is enough. */
-static size_t queue_client_slot(const struct queue *q, const char *name)
-{
-	size_t mask = q->clients_cap - 1;
-	size_t i = queue_hash(name) & mask;
-	while (q->clients[i] && strcmp(q->clients[i]->name, name) != 0)
-		i = (i + 1) & mask;
-	return i;
-}
-
-static void queue_clients_grow(struct queue *q)
-{
-	struct queue_client **old = q->clients;
-	size_t old_cap = q->clients_cap;
-	q->clients_cap = old_cap ? old_cap * 2 : 64;
-	q->clients = xcalloc(q->clients_cap, sizeof *q->clients);
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i])
-			q->clients[queue_client_slot(q, old[i]->name)] = old[i];
-	free(old);
-}
-
 static bool queue_group_before(const void *a, const void *b);
 
+/* Clients are never removed: a node sees a bounded set of them. */
 static struct queue_client *queue_client_get(struct queue *q, const char *name)
 {
-	if ((q->clients_len + 1) * 2 > q->clients_cap)
-		queue_clients_grow(q);
-	size_t i = queue_client_slot(q, name);
-	if (!q->clients[i]) {
-		struct queue_client *c = xcalloc(1, sizeof *c);
+	struct queue_client *c = strmap_get(&q->clients, name);
+	if (!c) {
+		c = xcalloc(1, sizeof *c);
 		str_copy(c->name, sizeof c->name, name);
 		c->heads.before = queue_group_before;
-		q->clients[i] = c;
-		q->clients_len++;
+		strmap_put(&q->clients, c->name, c);
 	}
-	return q->clients[i];
+	return c;
 }
 
 static struct queue_group *queue_group_get(struct queue_client *c, int64_t base)
@@ -414,9 +380,9 @@ void queue_free(struct queue *q)
 {
 	if (!q)
 		return;
-	for (size_t i = 0; i < q->clients_cap; i++) {
-		struct queue_client *c = q->clients[i];
-		if (!c)
+	for (size_t i = 0; i < q->clients.cap; i++) {
+		struct queue_client *c = q->clients.slots[i].val;
+		if (!q->clients.slots[i].key)
 			continue;
 		for (int j = 0; j < c->n_groups; j++) {
 			struct queue_group *g = c->groups[j];
@@ -430,7 +396,7 @@ void queue_free(struct queue *q)
 		free(c->heads.items);
 		free(c);
 	}
-	free(q->clients);
+	strmap_free(&q->clients);
 	free(q->active);
 	free(q->deadlines.items);
 	free(q->merge.items);

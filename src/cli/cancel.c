@@ -25,14 +25,10 @@ int cli_cancel(int argc, char **argv)
 	const struct cli_cmd cmd = {.verb = "cancel", .help = help, .opts = opts, .conn = &conn,
 				    .min_args = 1, .max_args = -1, .args_name = "ID"};
 	struct cli_list ids;
-	int rc;
-	if (!cli_parse(&cmd, argc, argv, &ids, &rc))
-		return rc;
 	struct client c;
-	if (cli_connect(&conn, &c) < 0) {
-		free(ids.items);
-		return CLI_FAIL;
-	}
+	int rc;
+	if (!cli_parse_connect(&cmd, argc, argv, &ids, &c, &rc))
+		return rc;
 	json_t *done = json_array();
 	rc = CLI_OK;
 	for (int i = 0; i < ids.n; i++) {

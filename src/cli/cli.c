@@ -221,6 +221,19 @@ void cli_print_verbs(FILE *f, const struct cli_verb *verbs)
 		fprintf(f, "  %-10s %s\n", v->name, v->summary);
 }
 
+bool cli_parse_connect(const struct cli_cmd *cmd, int argc, char **argv, struct cli_list *args, struct client *c,
+		       int *rc)
+{
+	if (!cli_parse(cmd, argc, argv, args, rc))
+		return false;
+	if (cli_connect(cmd->conn, c) < 0) {
+		free(args->items);
+		*rc = CLI_FAIL;
+		return false;
+	}
+	return true;
+}
+
 int cli_connect(const struct cli_conn *conn, struct client *c)
 {
 	char url[CLIENT_URL_MAX], token[CLIENT_TOKEN_MAX];

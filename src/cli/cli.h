@@ -96,6 +96,10 @@ struct cli_cmd {
  * on; false with *rc set when the verb is done: --help printed (CLI_OK) or a
  * usage error printed (CLI_USAGE). */
 bool cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_list *args, int *rc);
+/* cli_parse, then cli_connect to cmd->conn: the start of every verb that
+ * talks to the node. false: *rc is the exit code (usage, help, or failure). */
+bool cli_parse_connect(const struct cli_cmd *cmd, int argc, char **argv, struct cli_list *args, struct client *c,
+		       int *rc);
 void cli_list_add(struct cli_list *l, const char *item);
 
 /* Verbs with sub-verbs (`gpunode gpus clear UUID`), and main's verb table. */

@@ -62,14 +62,10 @@ int cli_logs(int argc, char **argv)
 	const struct cli_cmd cmd = {.verb = "logs", .help = help, .opts = opts, .conn = &conn,
 				    .min_args = 1, .max_args = 1, .args_name = "ID"};
 	struct cli_list args;
-	int rc;
-	if (!cli_parse(&cmd, argc, argv, &args, &rc))
-		return rc;
 	struct client c;
-	if (cli_connect(&conn, &c) < 0) {
-		free(args.items);
-		return CLI_FAIL;
-	}
+	int rc;
+	if (!cli_parse_connect(&cmd, argc, argv, &args, &c, &rc))
+		return rc;
 	struct err e = {0};
 	long long offset = 0;
 	long delay = CLI_POLL_START_MS;
