@@ -658,13 +658,7 @@ static int heartbeat(struct agent *a, struct client *c, struct err *e)
 static void wait_for_work(struct agent *a, int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in_ns(&ts, ms * 1000000L);
 	pthread_mutex_lock(&a->mu);
 	if (!a->dirty && !a->stopping)
 		pthread_cond_timedwait(&a->cv, &a->mu, &ts);
@@ -799,8 +793,7 @@ void agent_stop(struct agent *a)
 	/* The poller may sit in a long poll; the node wakes it when it stops
 	 * too (gpunode up), otherwise it ends within POLL_WAIT_MS. Do not wait. */
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 2;
+	deadline_in_ns(&ts, 2000000000L);
 	if (pthread_timedjoin_np(a->poller, NULL, &ts) != 0) {
 		pthread_detach(a->poller);
 		return; /* the poller still uses a: leave it to process exit */

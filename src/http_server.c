@@ -187,10 +187,7 @@ static bool waiter_due(const struct http_server *s, struct request_state *rs, in
 static void wait_for_kick(struct http_server *s, int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
+	deadline_in_ns(&ts, ms * 1000000L);
 	if (!s->kicked && !s->stopping)
 		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 	s->kicked = false;

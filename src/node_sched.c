@@ -156,13 +156,7 @@ static uint64_t place_locked(struct node *n, bool full, int64_t now, struct pass
 static void wait_for_change(struct node *n, int64_t ns)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ns / 1000000000L;
-	ts.tv_nsec += ns % 1000000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in_ns(&ts, ns);
 	pthread_cond_timedwait(&n->sched_cv, &n->mu, &ts);
 }
 

@@ -11,6 +11,11 @@ int64_t now_ms(void);
 /* Monotonic clock in nanoseconds, for measuring durations. */
 int64_t mono_ns(void);
 
+/* The CLOCK_REALTIME instant ns nanoseconds from now, as
+ * pthread_cond_timedwait wants its deadline. */
+struct timespec;
+void deadline_in_ns(struct timespec *ts, int64_t ns);
+
 /* Allocation that aborts on out-of-memory: the node cannot do anything
  * sensible without memory, and checking every small allocation hides bugs. */
 void *xmalloc(size_t n);
