@@ -22,6 +22,7 @@ static const struct cli_verb verbs[] = {
 	{"gpus", cli_gpus, "list the pool's GPUs"},
 	{"hosts", cli_hosts, "list the pool's hosts"},
 	{"token", cli_token, "create API tokens"},
+	{"sim", cli_sim, "replay a trace through the scheduler (sim openb: packing)"},
 	{NULL, NULL, NULL},
 };
 

@@ -1,0 +1,49 @@
+#!/bin/sh
+# sim_openb.sh — the openb packing grid: 4 workloads x seeds 42..51 x
+# {bestfit, frag} through `gpunode sim openb`, with the published means
+# (FGD paper, ATC'23) beside ours. Usage:
+#   bench/sim_openb.sh [BUILD_DIR] [SEQ_DIR] [JOBS]
+# SEQ_DIR holds the sequences (*.csv.gz as in bench/data/openb/ or gunzipped
+# *.csv) and nodes.csv(.gz); default bench/data/openb (seed 42 only; all ten
+# seeds: ../shared/data/traces/openb/sequences). Seeds without a file are
+# skipped; the runs column says how many went into each mean. Needs jq.
+set -eu
+build=${1:-build}
+src=${2:-$(dirname "$0")/data/openb}
+jobs=${3:-$(nproc)}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for f in "$src"/*_seed*.csv.gz; do
+	[ -e "$f" ] && gunzip -c "$f" > "$work/$(basename "$f" .gz)"
+done
+for f in "$src"/*_seed*.csv; do
+	[ -e "$f" ] && cp "$f" "$work/"
+done
+if [ -e "$src/nodes.csv.gz" ]; then gunzip -c "$src/nodes.csv.gz" > "$work/nodes.csv"; else cp "$src/nodes.csv" "$work/"; fi
+workloads="default multigpu50 gpushare40 gpuspec10"
+for w in $workloads; do
+	for s in 42 43 44 45 46 47 48 49 50 51; do
+		[ -e "$work/${w}_seed${s}.csv" ] || continue
+		for p in bestfit frag; do
+			echo "$w $s $p"
+		done
+	done
+done | xargs -P "$jobs" -n 3 sh -c '
+	"$1"/gpunode sim openb --nodes "$2"/nodes.csv --sequence "$2/${3}_seed${4}.csv" \
+		--placements "$2/${3}_${4}_${5}.out" --policy "$5" --json |
+		jq -r --arg w "$3" --arg s "$4" --arg p "$5" "[\$w, \$s, \$p, .alloc_pct_at_100] | @tsv" > "$2/${3}_${4}_${5}.tsv"
+' sh "$build" "$work"
+cat "$work"/*.tsv > "$work/all.tsv"
+printf '| workload | BestFit (paper) | bestfit (ours) | FGD (paper) | frag (ours) | runs |\n|---|---|---|---|---|---|\n'
+for w in $workloads; do
+	case $w in
+	default) pb=92.86 pf=95.23 ;;
+	multigpu50) pb=95.62 pf=97.09 ;;
+	gpushare40) pb=91.44 pf=93.96 ;;
+	gpuspec10) pb=93.10 pf=94.66 ;;
+	esac
+	awk -v w="$w" -v pb="$pb" -v pf="$pf" -F'\t' '
+		$1 == w { s[$3] += $4; n[$3]++ }
+		END { printf "| %s | %s | %.2f | %s | %.2f | %d+%d |\n", w, pb, s["bestfit"] / n["bestfit"], pf, s["frag"] / n["frag"], n["bestfit"], n["frag"] }
+	' "$work/all.tsv"
+done

@@ -1,0 +1,159 @@
+/* gpu_source.h — real GPU discovery and health signals: NVML (dlopen),
+ * nvidia-smi CSV, kernel-log Xid lines, and the per-GPU health state
+ * machine. Every source fills the same `struct gpu` (pool.h) that
+ * gpu_sim.c produces, plus `struct gpu_facts` for what only real devices
+ * have. Nothing here prints, exits, or touches the pool. */
+#ifndef GPUNODE_GPU_SOURCE_H
+#define GPUNODE_GPU_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "pool.h"
+
+/* ---- facts a real device reports beyond struct gpu ---- */
+
+enum gpu_mig { GPU_MIG_UNKNOWN = -1, GPU_MIG_DISABLED = 0, GPU_MIG_ENABLED = 1 };
+
+struct gpu_facts {
+	char name[96];           /* as the driver says: "NVIDIA H100 80GB HBM3" */
+	char pci_bus_id[32];     /* "00000000:04:00.0" (NVML/nvidia-smi form) */
+	char driver_version[32]; /* "565.57.01"; "" unknown */
+	char cuda_version[16];   /* "12.7"; "" unknown */
+	enum gpu_mig mig;
+};
+
+/* Fills the pool fields of g from what a driver reports: model "H100-80GB"
+ * from name and memory, arch "sm_90" from the compute capability (major <
+ * 0: unknown), nvlink_group -1 (unknown), simulated false. */
+void gpu_fill_from_driver(struct gpu *g, int index, const char *uuid, const char *name, int64_t vram_mb,
+			  int cc_major, int cc_minor);
+
+/* ---- NVML through dlopen("libnvidia-ml.so.1") ---- */
+
+/* Discovers every GPU NVML sees. Each NVML call runs on a worker thread and
+ * is abandoned after timeout_ms (see gpu_nvml.c for what happens to a stuck
+ * thread). ERR_UNAVAILABLE: library absent, init failed, or a call timed
+ * out; the message names the call. *gpus and *facts are malloc'd, n entries. */
+int gpu_nvml_discover(int timeout_ms, struct gpu **gpus, struct gpu_facts **facts, int *n, struct err *e);
+
+/* ---- nvidia-smi --query-gpu CSV ---- */
+
+/* The exact field list we ask for (gpu-health.md); the parser expects it. */
+#define GPU_SMI_QUERY_FIELDS                                                                               \
+	"index,uuid,name,pci.bus_id,memory.total,memory.used,utilization.gpu,temperature.gpu,power.draw,"  \
+	"clocks_event_reasons.active,ecc.errors.uncorrected.volatile.total"
+
+/* One row's readings; -1 (or a negative) means [N/A] / [Not Supported]. */
+struct gpu_smi_reading {
+	int64_t mem_used_mb;
+	int util_pct;
+	int temp_c;
+	double power_w;       /* < 0: unknown */
+	int64_t clocks_event; /* bitmask; -1 unknown */
+	int64_t ecc_uncorrected_volatile;
+};
+
+/* Parses the output of `nvidia-smi --query-gpu=GPU_SMI_QUERY_FIELDS
+ * --format=csv,noheader,nounits`. Blank lines are skipped; a malformed row
+ * fails the whole parse (ERR_INVALID, naming the line). Outputs malloc'd. */
+int gpu_smi_parse(const char *text, struct gpu **gpus, struct gpu_facts **facts, struct gpu_smi_reading **readings,
+		  int *n, struct err *e);
+
+/* ---- kernel log Xid lines ---- */
+
+enum gpu_action { GPU_ACTION_NONE, GPU_ACTION_CHECK_APP, GPU_ACTION_REBOOT, GPU_ACTION_HW_INSPECTION };
+
+/* One row of the table generated from NVIDIA's catalog and gpud (gpu_xid_table.c). */
+struct gpu_xid_info {
+	int xid;
+	enum gpu_health severity;
+	enum gpu_action action;
+	bool then_hw;         /* if it comes back after reboots: hardware inspection */
+	const char *mnemonic; /* NVIDIA's name, "" unknown */
+	const char *description;
+};
+extern const struct gpu_xid_info gpu_xid_table[];
+extern const int gpu_xid_table_len;
+
+/* The table row for xid; for codes not in it, a static "unknown Xid" row
+ * (Degraded, check the application). Never NULL. */
+const struct gpu_xid_info *gpu_xid_lookup(int xid);
+
+const char *gpu_action_name(enum gpu_action a);   /* "none", "check_application"... */
+const char *gpu_action_advice(enum gpu_action a); /* plain words for operators */
+/* gpu_health_name() is in pool.h. */
+
+struct gpu_xid_event {
+	int xid;
+	char pci[32];      /* as logged, lower case: "0000:9b:00" */
+	int64_t seq;       /* kmsg sequence number; -1 for plain dmesg lines */
+	int64_t ts_us;     /* kmsg timestamp (since boot); -1 unknown */
+	char detail[160];  /* the text after "N, " (truncated) */
+};
+
+/* Parses one kernel-log line: a /dev/kmsg record "PRI,SEQ,TS_us,FLAGS;MSG"
+ * or a dmesg line (with or without a "[...]" prefix). Returns 1 and fills
+ * *ev for an Xid line or "GPU has fallen off the bus" (Xid 79), 0 for any
+ * other line (including malformed Xid lines), never fails. */
+int gpu_xid_parse_line(const char *line, struct gpu_xid_event *ev);
+
+/* ---- per-GPU health state machine (pure: time is passed in) ---- */
+
+#define GPU_HEALTH_REASON_MAX 160
+#define GPU_HEALTH_XID_SEEN 16 /* distinct Xids remembered across boots */
+
+struct gpu_health_cfg {
+	int64_t debounce_ms;     /* a Degraded signal must persist this long before it shows */
+	int64_t degraded_hold_ms; /* Degraded clears after this long without the signal */
+	int escalate_reboots;    /* same Xid after this many reboots -> hardware inspection */
+};
+/* debounce 30 s, hold 5 min, escalate after 2 reboots. */
+void gpu_health_cfg_default(struct gpu_health_cfg *c);
+
+struct gpu_health_state {
+	enum gpu_health state;      /* what the node acts on */
+	enum gpu_action action;
+	char reason[GPU_HEALTH_REASON_MAX];
+	char boot_id[40];           /* boot the state belongs to */
+	int64_t since_ms;           /* when `state` was entered */
+	/* Degraded signal not yet shown (debounce) or last seen (hold). */
+	int64_t pending_since_ms;   /* -1: none pending */
+	int64_t degraded_seen_ms;
+	enum gpu_action pending_action;
+	char pending_reason[GPU_HEALTH_REASON_MAX];
+	/* Xids seen, with the boots they were seen in (escalation). */
+	struct {
+		int xid;
+		int boots;              /* distinct boots it was seen in */
+		char last_boot[40];
+	} seen[GPU_HEALTH_XID_SEEN];
+	int n_seen;
+};
+
+void gpu_health_init(struct gpu_health_state *s, const char *boot_id, int64_t now_ms);
+
+/* Feeds an Xid seen in boot boot_id at now_ms. A boot id different from the
+ * state's first counts as a reboot (gpu_health_boot). */
+void gpu_health_xid(struct gpu_health_state *s, const struct gpu_health_cfg *c, int xid, const char *boot_id,
+		    int64_t now_ms);
+
+/* A non-Xid signal (throttling, remapped rows, NVML GPU lost...): severity
+ * Unhealthy applies at once; Degraded goes through the debounce. */
+void gpu_health_signal(struct gpu_health_state *s, const struct gpu_health_cfg *c, enum gpu_health severity,
+		       enum gpu_action action, const char *reason, int64_t now_ms);
+
+/* Advances timers: a pending Degraded shows after debounce_ms; a shown
+ * Degraded clears after degraded_hold_ms without a new signal. Unhealthy
+ * never clears here. */
+void gpu_health_tick(struct gpu_health_state *s, const struct gpu_health_cfg *c, int64_t now_ms);
+
+/* The host's boot id (from /proc/sys/kernel/random/boot_id) as seen now:
+ * if it changed, Unhealthy and Degraded clear (the Xid history stays). */
+void gpu_health_boot(struct gpu_health_state *s, const char *boot_id, int64_t now_ms);
+
+/* Operator clear (`gpunode gpus clear`): back to Healthy; history stays. */
+void gpu_health_clear(struct gpu_health_state *s, int64_t now_ms);
+
+#endif
