@@ -32,8 +32,9 @@
  * otherwise cannot use the GPUs it is not allowed on or that have less free
  * than its per-GPU need. A placement is scored by how much it increases F:
  * for gangs, keeping the gang inside one NVLink group comes first; then the
- * least increase wins; then best fit; then the state seen first (host order
- * at the start of the pass). F is kept per state as
+ * least increase, rounded as FGD rounds it (sched_frag_quantize); then
+ * best fit; then the state seen first (host order at the start of the
+ * pass). F is kept per state as
  * per-shape counters, so the increase of a candidate is O(shapes) per GPU
  * it touches.
  *
@@ -45,6 +46,7 @@
  * winning because it is the one draining. */
 #include "sched.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -783,6 +785,20 @@ static bool sched_score_less(const struct sched_score *a, const struct sched_sco
 	return false;
 }
 
+/* FGD's score of a fragmentation increase: int(100 * sigmoid(-delta/1000)),
+ * negated so that less is better. The rounding is part of the policy, not a
+ * detail: increases within a few tens of milli (about 40 near zero, wider
+ * further out) are noise next to the packing that the next key (best fit)
+ * and then host order add, and letting those decide them packs tighter.
+ * Measured on openb seed 42 against the raw float: default 94.65 -> 95.15,
+ * gpushare40 93.35 -> 93.85 alloc %, multigpu50 and gpuspec10 a little up.
+ * The 1000 assumes shape weights are shares (summing to about 1), so that
+ * delta is in GPU milli. */
+static double sched_frag_quantize(double delta)
+{
+	return -floor(100.0 / (1.0 + exp(delta / 1000.0)));
+}
+
 static struct sched_score sched_score_of(struct sched_ctx *ctx, struct sched_group *g, const struct sched_class *c,
 					 const struct sched_pick *pick, bool split)
 {
@@ -792,7 +808,7 @@ static struct sched_score sched_score_of(struct sched_ctx *ctx, struct sched_gro
 		s.k[0] = left;
 	} else {
 		s.k[0] = split ? 1 : 0;
-		s.k[1] = sched_frag_delta(ctx, g, c, pick);
+		s.k[1] = sched_frag_quantize(sched_frag_delta(ctx, g, c, pick));
 		s.k[2] = left;
 	}
 	return s;

@@ -80,11 +80,14 @@ int64_t sim_capacity(const struct sim_nodes *n);
 void sim_arrival_sequence(const struct sim_pods *list, uint64_t seed, double tune, int64_t capacity,
 			  struct sim_pods *out);
 
-/* The workload's shapes for the frag policy: GPU pods grouped by their whole
+/* The workload's shapes for the frag policy: pods grouped by their whole
  * request (num_gpu, gpu_milli, cpu_milli, memory_mib, models), most frequent
- * first, as many as cover `coverage` of the GPU pods (FGD's target workload;
- * CPU-only pods leave GPU fragmentation alike on every node, so they are not
- * shapes). *out is malloc'd; shapes point into pods. */
+ * first, as many as cover `coverage` of the pods, weighted by their share of
+ * all pods (FGD's target workload and popularity). CPU-only pods are one
+ * shape whatever their CPU: they can use no GPU milli on any node, so they
+ * add the same amount to every candidate's increase, but they are part of
+ * the popularity, and with FGD's rounded score that constant matters.
+ * *out is malloc'd; shapes point into pods. */
 size_t sim_workload_shapes(const struct sim_pods *pods, double coverage, struct sched_shape **out);
 
 /* arrive% of the protocol: round(arrived x 100 / capacity), half to even. */

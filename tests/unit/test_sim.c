@@ -372,7 +372,7 @@ Test(sim, arrival_sequence_is_seeded_and_tuned_to_target)
 	sim_pods_free(&list);
 }
 
-Test(sim, workload_shapes_cover_the_gpu_pods)
+Test(sim, workload_shapes_cover_the_pods)
 {
 	struct sim_pods p;
 	seq_of("pod_idx,name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"
@@ -380,10 +380,13 @@ Test(sim, workload_shapes_cover_the_gpu_pods)
 	       &p);
 	struct sched_shape *s;
 	size_t n = sim_workload_shapes(&p, 0.95, &s);
-	cr_assert_eq(n, 2);
+	/* weights are shares of all pods, CPU-only ones included (one shape) */
+	cr_assert_eq(n, 3);
 	cr_assert_eq(s[0].res.milli, 500);
-	cr_assert_float_eq(s[0].weight, 0.75, 1e-9);
-	cr_assert_eq(s[1].res.gpus, 2);
+	cr_assert_float_eq(s[0].weight, 0.6, 1e-9);
+	cr_assert_eq(s[1].res.gpus, 0);
+	cr_assert_float_eq(s[1].weight, 0.2, 1e-9);
+	cr_assert_eq(s[2].res.gpus, 2);
 	free(s);
 	n = sim_workload_shapes(&p, 0.5, &s);
 	cr_assert_eq(n, 1);
