@@ -160,17 +160,18 @@ static int write_token_file(const char *path, const char *token, struct err *e)
 	return 0;
 }
 
-int auth_ensure_admin_token(struct store *s, const char *data_dir, struct err *e)
+int auth_ensure_admin_token(struct store *s, const char *data_dir, char *token, size_t cap, struct err *e)
 {
-	char path[600], token[AUTH_TOKEN_LEN + 8];
+	char path[600];
 	snprintf(path, sizeof path, "%s/admin.token", data_dir);
-	if (read_token_file(path, token, sizeof token) < 0) {
-		if (auth_token_new(token, sizeof token, e) < 0 || write_token_file(path, token, e) < 0)
+	if (cap < AUTH_TOKEN_LEN + 1)
+		return err_set(e, ERR_INTERNAL, "token buffer too small");
+	if (read_token_file(path, token, cap) < 0) {
+		if (auth_token_new(token, cap, e) < 0 || write_token_file(path, token, e) < 0)
 			return -1;
 	}
 	chmod(path, 0600);
 	char hash[AUTH_HASH_HEX];
 	auth_token_hash(token, hash);
-	sodium_memzero(token, sizeof token);
 	return store_wait(s, store_put_token(s, hash, "admin", "admin"), e);
 }

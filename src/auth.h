@@ -33,8 +33,9 @@ int auth_create(struct store *s, const char *client, enum auth_role role, char *
 /* Resolves a bearer token: ERR_UNAUTHORIZED if unknown. */
 int auth_lookup(struct store *s, const char *token, struct auth_identity *out, struct err *e);
 /* Reads DATA/admin.token, or creates it (0600) with a new admin token;
- * makes sure its hash is in the store either way. */
-int auth_ensure_admin_token(struct store *s, const char *data_dir, struct err *e);
+ * makes sure its hash is in the store either way, and copies the token into
+ * token (cap >= AUTH_TOKEN_LEN + 1) for the local agent. */
+int auth_ensure_admin_token(struct store *s, const char *data_dir, char *token, size_t cap, struct err *e);
 void auth_cache_clear(void);
 
 #endif

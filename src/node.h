@@ -38,7 +38,6 @@ struct host_link;     /* node_agents.c: one agent's command outbox */
 
 struct node_counters {
 	uint64_t submitted, placed, requeued, expired, cancelled, finished, sched_passes, sched_full_passes;
-	uint64_t http_requests[6]; /* by status class: 1xx..5xx in [1..5] */
 };
 
 struct node {

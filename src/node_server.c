@@ -21,21 +21,6 @@ static int write_small_file(const char *path, const char *text, mode_t mode, str
 	return ok ? 0 : err_set(e, ERR_INTERNAL, "cannot write %s: %s", path, strerror(errno));
 }
 
-static int read_admin_token(const char *data_dir, char *buf, size_t cap, struct err *e)
-{
-	char path[600];
-	snprintf(path, sizeof path, "%s/admin.token", data_dir);
-	FILE *f = fopen(path, "r");
-	if (!f || !fgets(buf, (int)cap, f)) {
-		if (f)
-			fclose(f);
-		return err_set(e, ERR_INTERNAL, "cannot read %s", path);
-	}
-	fclose(f);
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return 0;
-}
-
 /* The URL a local client should use: a wildcard listen address is reached
  * through loopback. */
 static void local_url(const char *listen, unsigned port, char *url, size_t cap)
@@ -64,8 +49,7 @@ int node_server_start(struct node_server *s, const struct node_config *cfg, cons
 	memset(s, 0, sizeof *s);
 	if (node_open(cfg, &s->node, e) < 0)
 		return -1;
-	if (auth_ensure_admin_token(s->node->store, cfg->data_dir, e) < 0 ||
-	    read_admin_token(cfg->data_dir, s->admin_token, sizeof s->admin_token, e) < 0)
+	if (auth_ensure_admin_token(s->node->store, cfg->data_dir, s->admin_token, sizeof s->admin_token, e) < 0)
 		goto fail;
 	s->api.node = s->node;
 	str_copy(s->api.data_dir, sizeof s->api.data_dir, cfg->data_dir);

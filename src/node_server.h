@@ -13,7 +13,7 @@ struct node_server {
 	struct api api;
 	struct http_server *http;
 	char url[128];
-	char admin_token[128];
+	char admin_token[AUTH_TOKEN_LEN + 1];
 };
 
 /* Opens the node in cfg->data_dir and serves the API on listen. Writes

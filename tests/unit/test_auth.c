@@ -71,7 +71,8 @@ Test(auth, created_tokens_resolve_to_their_client_and_role)
 Test(auth, admin_token_file_is_private_and_stable)
 {
 	struct err e;
-	cr_assert_eq(auth_ensure_admin_token(st, dir, &e), 0, "%s", e.msg);
+	char given[AUTH_TOKEN_LEN + 1];
+	cr_assert_eq(auth_ensure_admin_token(st, dir, given, sizeof given, &e), 0, "%s", e.msg);
 	char path[128], first[128], second[128];
 	snprintf(path, sizeof path, "%s/admin.token", dir);
 	struct stat sb;
@@ -80,12 +81,13 @@ Test(auth, admin_token_file_is_private_and_stable)
 	FILE *f = fopen(path, "r");
 	cr_assert(fgets(first, sizeof first, f));
 	fclose(f);
-	cr_assert_eq(auth_ensure_admin_token(st, dir, &e), 0);
+	cr_assert_eq(auth_ensure_admin_token(st, dir, given, sizeof given, &e), 0);
 	f = fopen(path, "r");
 	cr_assert(fgets(second, sizeof second, f));
 	fclose(f);
 	cr_assert_str_eq(first, second);
 	first[strcspn(first, "\n")] = '\0';
+	cr_assert_str_eq(given, first, "the token handed back is the one in the file");
 	struct auth_identity id;
 	cr_assert_eq(auth_lookup(st, first, &id, &e), 0, "%s", e.msg);
 	cr_assert_eq(id.role, AUTH_ADMIN);
