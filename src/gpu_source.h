@@ -156,4 +156,82 @@ void gpu_health_boot(struct gpu_health_state *s, const char *boot_id, int64_t no
 /* Operator clear (`gpunode gpus clear`): back to Healthy; history stays. */
 void gpu_health_clear(struct gpu_health_state *s, int64_t now_ms);
 
+/* ---- readings: what a GPU reports about itself now, and what they mean ---- */
+
+/* One sample of one GPU, from NVML or from an nvidia-smi row. Any number
+ * below 0 means unknown: the board or the source does not report it
+ * (NVML_ERROR_NOT_SUPPORTED, "[N/A]", "[Not Supported]"). */
+struct gpu_reading {
+	int64_t ts_ms;        /* when taken: the caller's clock for gpu_assess's window */
+	bool lost;            /* NVML said GPU_IS_LOST (fallen off the bus); the rest is unknown */
+	bool reset_required;  /* NVML said RESET_REQUIRED */
+	int util_pct;         /* GPU busy, 0..100 */
+	int64_t mem_used_mb, mem_total_mb;
+	int temp_c, temp_slowdown_c, temp_shutdown_c; /* the device's own thresholds */
+	double power_w, power_limit_w;                /* draw and enforced limit */
+	int64_t clocks_event; /* NVML clocks event (throttle) reasons bitmask; -1 unknown */
+	int64_t ecc_uncorrected_volatile; /* since the last driver load or reset */
+	int remapped_pending, remapped_failure; /* 0/1: row remapping waits for a reset / has failed */
+	int persistence;      /* persistence mode: 0 off, 1 on */
+};
+
+/* The clocks event reasons that mean the hardware itself slowed the GPU
+ * down (NVML's HwSlowdown, HwThermalSlowdown, HwPowerBrakeSlowdown). The
+ * other reasons (idle, software power cap, application clocks) are normal
+ * operation. */
+#define GPU_CLOCKS_EVENT_HW_SLOWDOWN 0x8
+#define GPU_CLOCKS_EVENT_HW_THERMAL 0x40
+#define GPU_CLOCKS_EVENT_HW_POWER_BRAKE 0x80
+
+/* Every field unknown (-1, false), ts_ms set. */
+void gpu_reading_unknown(struct gpu_reading *r, int64_t ts_ms);
+
+/* The same reading from an nvidia-smi row (gpu_smi_parse): g gives the
+ * memory total; what the CSV does not carry (thresholds, power limit,
+ * remapped rows, persistence) stays unknown. */
+void gpu_reading_from_smi(const struct gpu *g, const struct gpu_smi_reading *s, int64_t ts_ms,
+			  struct gpu_reading *out);
+
+/* Reads the GPU at NVML index `index` (NVML is loaded and initialised once
+ * per process and kept). Each call is bounded by timeout_ms like
+ * discovery's. NVML_ERROR_GPU_IS_LOST (or RESET_REQUIRED) from any call is a
+ * reading, not an error: out->lost (reset_required) is set and 0 returned.
+ * -1 with ERR_UNAVAILABLE naming the call: library absent, init failed, a
+ * call timed out, or an earlier timed-out call is still stuck in the driver
+ * (no new call is made until it returns). out->ts_ms is now_ms() at the start. */
+int gpu_nvml_read(int timeout_ms, int index, struct gpu_reading *out, struct err *e);
+
+/* ---- assessment: readings -> health signals for gpu_health_signal() ---- */
+
+/* One health signal. severity GPU_HEALTHY is a note (e.g. persistence mode
+ * off): worth showing, changes no state (gpu_health_signal ignores it). */
+struct gpu_signal {
+	enum gpu_health severity;
+	enum gpu_action action;
+	char reason[GPU_HEALTH_REASON_MAX]; /* plain words with the measured values */
+};
+
+#define GPU_ASSESS_MAX_SIGNALS 8 /* enough for every rule at once */
+#define GPU_ASSESS_WINDOW_SAMPLES 256
+
+/* Recent hardware-throttling samples of one GPU (the window is measured
+ * in time; the ring only bounds memory). One per GPU, owned by the caller. */
+struct gpu_assess_window {
+	int64_t window_ms;
+	int head, n;
+	struct {
+		int64_t ts_ms;
+		uint8_t hw_reasons; /* the GPU_CLOCKS_EVENT_HW_* bits seen (unknown: 0) */
+	} sample[GPU_ASSESS_WINDOW_SAMPLES];
+};
+
+/* window_ms <= 0: the default, 60 s (see gpu_assess.c for the numbers). */
+void gpu_assess_window_init(struct gpu_assess_window *w, int64_t window_ms);
+
+/* Assesses one reading (r->ts_ms must not go backwards for the same w):
+ * records it in w, writes up to cap signals, most severe first, and returns
+ * how many. 0: nothing to report. The caller feeds each to
+ * gpu_health_signal(state, cfg, s.severity, s.action, s.reason, r->ts_ms). */
+int gpu_assess(const struct gpu_reading *r, struct gpu_assess_window *w, struct gpu_signal *out, int cap);
+
 #endif
