@@ -184,13 +184,11 @@ static void route(struct api_call *c)
 		return route_metrics(c);
 	if (strcmp(path, "/v1/tokens") == 0)
 		return route_tokens(c);
-	if (strcmp(path, "/v1/gpus") == 0 && method_is(c, "GET"))
-		return api_reply_json(c, 200, node_gpus_json(c->api->node));
 	if (strcmp(path, "/v1/hosts") == 0 && method_is(c, "GET"))
 		return api_reply_json(c, 200, node_hosts_json(c->api->node));
-	if (api_route_tasks(c, path) || api_route_agents(c, path))
+	if (api_route_tasks(c, path) || api_route_agents(c, path) || api_route_gpus(c, path))
 		return;
-	if (strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/gpus") == 0 || strcmp(path, "/v1/hosts") == 0)
+	if (strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/hosts") == 0)
 		return api_reply_method_not_allowed(c);
 	api_reply_errorf(c, ERR_NOT_FOUND, "no route %s %s (see docs/api.md)", c->req->method, path);
 }

@@ -47,5 +47,6 @@ const char *api_client_scope(const struct api_call *c);
 /* Route families: return false when the path is not theirs. */
 bool api_route_tasks(struct api_call *c, const char *path);
 bool api_route_agents(struct api_call *c, const char *path);
+bool api_route_gpus(struct api_call *c, const char *path);
 
 #endif

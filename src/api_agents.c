@@ -107,6 +107,23 @@ static void agent_reports(struct api_call *c, const char *host)
 	api_reply_after_commit(c, ticket); /* the agent may forget a report once we answer */
 }
 
+/* GPU health and readings; an Unhealthy GPU's tasks are requeued before
+ * the answer, so the agent's next poll already has the kill commands. */
+static void agent_gpus(struct api_call *c, const char *host)
+{
+	struct err e;
+	json_t *body;
+	if (api_body_json(c, &body, &e) < 0)
+		return api_reply_error(c, &e);
+	uint64_t ticket = 0;
+	int rc = node_agent_gpu_report(c->api->node, host, body, &ticket, &e);
+	json_decref(body);
+	if (rc < 0)
+		return api_reply_error(c, &e);
+	api_reply_json(c, 200, json_object());
+	api_reply_after_commit(c, ticket);
+}
+
 /* Writes the chunk at its offset, so a resent chunk lands in the same place
  * and the log stays exact. */
 static void agent_log_chunk(struct api_call *c, const char *task_id)
@@ -140,6 +157,8 @@ static void route_host(struct api_call *c, const char *host, const char *sub)
 		agent_commands(c, host);
 	else if (strcmp(sub, "reports") == 0 && strcmp(m, "POST") == 0)
 		agent_reports(c, host);
+	else if (strcmp(sub, "gpus") == 0 && strcmp(m, "POST") == 0)
+		agent_gpus(c, host);
 	else if (strncmp(sub, "logs/", 5) == 0 && strcmp(m, "PUT") == 0)
 		agent_log_chunk(c, sub + 5);
 	else

@@ -304,7 +304,7 @@ int node_open(const struct node_config *cfg, struct node **out, struct err *e)
 		goto fail;
 	n->pool = pool_new();
 	n->queue = queue_new(&cfg->queue);
-	if (store_load_active(n->store, load_active_cb, n, e) < 0)
+	if (store_load_active(n->store, load_active_cb, n, e) < 0 || node_gpu_load_drains(n, e) < 0)
 		goto fail;
 	if (pthread_create(&n->sched_thread, NULL, node_sched_main, n) != 0) {
 		err_set(e, ERR_INTERNAL, "cannot start the scheduler thread");
@@ -348,6 +348,7 @@ void node_close(struct node *n)
 		}
 	strmap_free(&n->active);
 	free(n->arrivals);
+	free(n->drains_pending);
 	node_links_free(n);
 	pthread_cond_destroy(&n->sched_cv);
 	pthread_mutex_destroy(&n->mu);

@@ -64,6 +64,15 @@ struct node {
 	int64_t next_full_pass_ns;   /* pacing of full passes (mono clock) */
 	int64_t first_arrival_ns;    /* when the oldest pending arrival came */
 
+	/* Drained GPUs (DATA/gpu-drains) of hosts not registered since the
+	 * node started: applied when their host registers (node_gpu.c). */
+	char (*drains_pending)[TASK_GPU_UUID_MAX];
+	size_t n_drains_pending;
+	/* Called (lock held) when a command needs no store write, so parked
+	 * long polls learn about it without waiting for the next commit. */
+	void (*commands_hook)(void *arg);
+	void *commands_hook_arg;
+
 	struct node_counters counters;
 	pthread_t sched_thread;
 	bool sched_started;
@@ -105,6 +114,25 @@ bool node_agent_commands_ready(struct node *n, const char *host, uint64_t after)
  * write to wait for before acknowledging (0: nothing written). */
 int node_agent_reports(struct node *n, const char *host, json_t *reports, uint64_t *ticket, struct err *e);
 
+/* --- GPU health (node_gpu.c) --- */
+/* Applies an agent's {"gpus":[{uuid, health, reason, action, clear_gen,
+ * readings...}]}: Unhealthy GPUs are evacuated. *ticket as for reports. */
+int node_agent_gpu_report(struct node *n, const char *host, json_t *req, uint64_t *ticket, struct err *e);
+/* Parses one GPU's health fields (register and report bodies). */
+int node_gpu_parse_status(json_t *g, const char *where, enum gpu_health *health, struct gpu_status *st,
+			  unsigned *clear_gen, struct err *e);
+/* Sets g's health; when Unhealthy, requeues its tasks and tells the agent
+ * to kill them. Returns the last store ticket or 0. */
+uint64_t node_gpu_set_health_locked(struct node *n, struct gpu *g, enum gpu_health health);
+/* Operator verbs; *resp is the GPU's JSON (or the drill's receipt). */
+int node_gpu_drain(struct node *n, const char *uuid, bool drain, json_t **resp, struct err *e);
+int node_gpu_clear(struct node *n, const char *uuid, json_t **resp, struct err *e);
+int node_gpu_inject_fault(struct node *n, const char *uuid, int xid, json_t **resp, struct err *e);
+/* Drains survive restarts: loaded at open, applied as hosts register. */
+int node_gpu_load_drains(struct node *n, struct err *e);
+void node_gpu_apply_drains_locked(struct node *n, struct host *h);
+json_t *node_gpu_json_locked(const struct gpu *g);
+
 /* --- reads for the API (take the lock briefly) --- */
 json_t *node_gpus_json(struct node *n);
 json_t *node_hosts_json(struct node *n);
@@ -129,6 +157,13 @@ struct host_link *node_link_find(struct node *n, const char *host, bool create);
  * committed: nothing leaves the node before it is durable. */
 uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t, uint64_t ticket);
 uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket);
+/* A stop without the grace period: the task's GPU failed, nothing to save. */
+uint64_t node_link_push_stop_now(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket);
+/* Any other command object (stolen); ticket 0: visible at once. */
+uint64_t node_link_push_cmd(struct node *n, struct host_link *l, json_t *cmd, uint64_t ticket);
+bool node_link_registered(const struct host_link *l);
+/* The registered link of host (and marks it seen), or an error saying why not. */
+struct host_link *node_registered_link(struct node *n, const char *host, struct err *e);
 /* Marks silent hosts lost and requeues their tasks. Returns the last ticket or 0. */
 uint64_t node_check_hosts_locked(struct node *n, int64_t now);
 void node_links_free(struct node *n);

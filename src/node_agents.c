@@ -84,6 +84,24 @@ uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *ta
 	return link_push(l, json_pack("{s:s, s:s}", "type", "stop", "task_id", task_id), ticket);
 }
 
+uint64_t node_link_push_stop_now(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket)
+{
+	return link_push(l, json_pack("{s:s, s:s, s:i}", "type", "stop", "task_id", task_id, "grace_ms", 0), ticket);
+}
+
+uint64_t node_link_push_cmd(struct node *n, struct host_link *l, json_t *cmd, uint64_t ticket)
+{
+	uint64_t seq = link_push(l, cmd, ticket);
+	if (ticket == 0 && n->commands_hook)
+		n->commands_hook(n->commands_hook_arg);
+	return seq;
+}
+
+bool node_link_registered(const struct host_link *l)
+{
+	return l->registered;
+}
+
 static void link_drop_through(struct host_link *l, uint64_t seq)
 {
 	size_t k = 0;
@@ -129,7 +147,11 @@ static int parse_gpu(json_t *g, size_t i, struct gpu *out, struct err *e)
 	out->vram_mb = vram;
 	out->nvlink_group = (int)nvlink;
 	out->simulated = simulated;
-	return 0;
+	const char *pci = json_string_value(json_object_get(g, "pci_bus_id"));
+	str_copy(out->pci_bus_id, sizeof out->pci_bus_id, pci ? pci : "");
+	char where[32];
+	snprintf(where, sizeof where, "gpus[%zu]", i);
+	return node_gpu_parse_status(g, where, &out->health, &out->status, &out->clear_gen, e);
 }
 
 static int parse_register(json_t *req, const char **host, struct gpu **gpus, size_t *n_gpus, json_t **tasks,
@@ -225,6 +247,12 @@ int node_agent_register(struct node *n, json_t *req, json_t **resp, struct err *
 	l->registered = true;
 	l->last_seen_ms = h->last_seen_ms;
 	uint64_t ticket = reconcile_host_locked(n, host, held, stop);
+	node_gpu_apply_drains_locked(n, h);
+	for (int i = 0; i < h->n_gpus; i++) {
+		uint64_t t = node_gpu_set_health_locked(n, &h->gpus[i], h->gpus[i].health);
+		if (t > ticket)
+			ticket = t;
+	}
 	*resp = json_pack("{s:s, s:I, s:I, s:o}", "host", host, "heartbeat_interval_ms",
 			  (json_int_t)n->cfg.heartbeat_interval_ms, "commands_after", (json_int_t)(l->next_seq - 1),
 			  "stop", stop);
@@ -240,7 +268,7 @@ int node_agent_register(struct node *n, json_t *req, json_t **resp, struct err *
 }
 
 /* Lock held. A registered link, or an error saying why not. */
-static struct host_link *registered_link(struct node *n, const char *host, struct err *e)
+struct host_link *node_registered_link(struct node *n, const char *host, struct err *e)
 {
 	struct host_link *l = node_link_find(n, host, false);
 	if (!l) {
@@ -262,7 +290,7 @@ static struct host_link *registered_link(struct node *n, const char *host, struc
 int node_agent_heartbeat(struct node *n, const char *host, struct err *e)
 {
 	pthread_mutex_lock(&n->mu);
-	struct host_link *l = registered_link(n, host, e);
+	struct host_link *l = node_registered_link(n, host, e);
 	pthread_mutex_unlock(&n->mu);
 	return l ? 0 : -1;
 }
@@ -290,7 +318,7 @@ int node_agent_commands(struct node *n, const char *host, uint64_t after, json_t
 {
 	uint64_t decided = store_decided(n->store);
 	pthread_mutex_lock(&n->mu);
-	struct host_link *l = registered_link(n, host, e);
+	struct host_link *l = node_registered_link(n, host, e);
 	if (!l) {
 		pthread_mutex_unlock(&n->mu);
 		return -1;
@@ -384,7 +412,7 @@ int node_agent_reports(struct node *n, const char *host, json_t *reports, uint64
 	}
 	uint64_t ticket = 0;
 	pthread_mutex_lock(&n->mu);
-	if (!registered_link(n, host, e)) {
+	if (!node_registered_link(n, host, e)) {
 		pthread_mutex_unlock(&n->mu);
 		return -1;
 	}
@@ -441,27 +469,6 @@ uint64_t node_check_hosts_locked(struct node *n, int64_t now)
 }
 
 /* --- reads --- */
-
-json_t *node_gpus_json(struct node *n)
-{
-	json_t *arr = json_array();
-	pthread_mutex_lock(&n->mu);
-	for (int i = 0; i < n->pool->n_hosts; i++) {
-		struct host *h = n->pool->hosts[i];
-		for (int j = 0; j < h->n_gpus; j++) {
-			struct gpu *g = &h->gpus[j];
-			json_array_append_new(
-				arr, json_pack("{s:s, s:s, s:i, s:s, s:I, s:s, s:i, s:b, s:i, s:s, s:b, s:b}", "uuid",
-					       g->uuid, "host", h->id, "index", g->index, "model", g->model, "vram_mb",
-					       (json_int_t)g->vram_mb, "arch", g->arch, "nvlink_group", g->nvlink_group,
-					       "simulated", g->simulated, "milli_allocated", g->milli_alloc, "health",
-					       gpu_health_name(g->health), "draining", g->draining, "host_online",
-					       h->online));
-		}
-	}
-	pthread_mutex_unlock(&n->mu);
-	return json_pack("{s:o}", "gpus", arr);
-}
 
 json_t *node_hosts_json(struct node *n)
 {

@@ -57,6 +57,10 @@ int node_server_start(struct node_server *s, const struct node_config *cfg, cons
 		goto fail;
 	/* Every commit may complete parked requests (acknowledgements, polls). */
 	store_set_commit_hook(s->node->store, kick_http, s->http);
+	pthread_mutex_lock(&s->node->mu);
+	s->node->commands_hook = kick_http; /* commands that need no write (GPU drills, clears) */
+	s->node->commands_hook_arg = s->http;
+	pthread_mutex_unlock(&s->node->mu);
 	local_url(listen, http_server_port(s->http), s->url, sizeof s->url);
 	char path[600], line[160];
 	snprintf(path, sizeof path, "%s/url", cfg->data_dir);
@@ -83,8 +87,12 @@ void node_server_begin_stop(struct node_server *s)
 void node_server_stop(struct node_server *s)
 {
 	node_server_begin_stop(s);
-	if (s->node)
+	if (s->node) {
 		store_set_commit_hook(s->node->store, NULL, NULL);
+		pthread_mutex_lock(&s->node->mu);
+		s->node->commands_hook = NULL;
+		pthread_mutex_unlock(&s->node->mu);
+	}
 	http_server_stop(s->http);
 	s->http = NULL;
 	node_close(s->node);

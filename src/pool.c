@@ -74,7 +74,8 @@ static struct host *pool_add_host(struct pool *p, const char *id)
 }
 
 /* Copies the reported GPUs; a GPU whose uuid the host already had keeps its
- * books (allocation, health, draining), a new one starts with nothing allocated. */
+ * books (allocation and the operator's drain), a new one starts with nothing
+ * allocated. Health comes with the report: the agent owns it. */
 static struct gpu *pool_copy_gpus(const struct pool *p, struct host *h, const struct gpu *gpus, int n)
 {
 	struct gpu *out = xcalloc((size_t)(n > 0 ? n : 1), sizeof *out);
@@ -85,7 +86,6 @@ static struct gpu *pool_copy_gpus(const struct pool *p, struct host *h, const st
 		const struct gpu *old = pool_find_gpu(p, gpus[i].uuid);
 		if (old && old->host == h) {
 			out[i].milli_alloc = old->milli_alloc;
-			out[i].health = old->health;
 			out[i].draining = old->draining;
 		}
 	}

@@ -12,6 +12,26 @@
 
 enum gpu_health { GPU_HEALTHY, GPU_DEGRADED, GPU_UNHEALTHY };
 
+#define GPU_REASON_MAX 160
+#define GPU_XID_KINDS 8 /* distinct Xids counted per GPU for /metrics */
+
+/* What the GPU's agent last said about it. The node only shows and exports
+ * these; `health` (below) is what placement acts on. Readings < 0: unknown. */
+struct gpu_status {
+	char reason[GPU_REASON_MAX]; /* plain words; "" when healthy */
+	char action[24];             /* "none", "reboot", "hardware_inspection", "check_application" */
+	int64_t since_ms;            /* when health last changed (agent clock) */
+	int util_pct;
+	int64_t mem_used_mb;
+	int temp_c;
+	double power_w;
+	struct {
+		int xid;
+		int64_t count;
+	} xids[GPU_XID_KINDS];
+	int n_xids;
+};
+
 struct host;
 
 struct gpu {
@@ -23,8 +43,11 @@ struct gpu {
 	int nvlink_group;       /* GPUs with the same group talk over NVLink; -1 unknown */
 	bool simulated;
 	int milli_alloc;        /* 0..1000 */
-	enum gpu_health health; /* placeholder until the health issue */
-	bool draining;          /* no new placements */
+	char pci_bus_id[32];    /* "00000000:1B:00.0"; simulated GPUs get made-up ones */
+	enum gpu_health health; /* from the agent's health reports */
+	bool draining;          /* operator drain: no new placements */
+	unsigned clear_gen;     /* operator clears sent to the agent; stale reports are ignored */
+	struct gpu_status status;
 	struct host *host;      /* back pointer, set by the pool */
 };
 

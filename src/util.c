@@ -1,5 +1,9 @@
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,4 +100,23 @@ void log_msg(const char *level, const char *module, const char *fmt, ...)
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s %s %s: %s\n", ts, level, module, line);
+}
+
+int write_file_atomic(const char *path, const char *text, mode_t mode, struct err *e)
+{
+	char tmp[1100];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+		return err_set(e, ERR_INVALID, "path too long: %s", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return err_set(e, ERR_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+	size_t len = strlen(text);
+	bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
+		int saved = errno;
+		unlink(tmp);
+		return err_set(e, ERR_INTERNAL, "cannot write %s: %s", path, strerror(saved));
+	}
+	return 0;
 }

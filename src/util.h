@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
 
 /* Wall clock in milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t now_ms(void);
@@ -37,6 +40,9 @@ void format_rfc3339_ms(int64_t ms, char *buf, size_t cap);
  * one event per line). level is "info", "warn" or "error". */
 void log_msg(const char *level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Replaces path with text: a temp file beside it, fsynced, renamed over
+ * it, so a crash leaves the old content or the new, never a mix. */
+int write_file_atomic(const char *path, const char *text, mode_t mode, struct err *e);
 /* Silences info lines (tests, benchmarks). */
 void log_set_quiet(bool quiet);
 
