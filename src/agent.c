@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "exec.h"
+#include "gpu_monitor.h"
 #include "util.h"
 
 #define LOG_CHUNK (1u << 20)
@@ -33,6 +34,8 @@ struct agent_task {
 	bool exited, exit_reported;
 	struct exec_exit exit;
 	bool forget;           /* the node moved it away: stop, report nothing */
+	int attempt;           /* the node's attempt number of this run, echoed in reports */
+	json_t *restart;       /* forgotten, and placed here again: start spec for when the old run ends */
 	struct agent_task *next;
 };
 
@@ -50,6 +53,8 @@ struct agent {
 	pthread_mutex_t reg_mu;
 	unsigned reg_gen;      /* bumped by each registration */
 	pthread_t poller, reaper, reporter, janitor;
+	struct gpu_monitor *gpu_mon;
+	uint64_t gpu_reported;  /* monitor version the node has heard */
 	/* Directories of delivered tasks, removed by the janitor thread: on
 	 * filesystems that discard on delete, removal costs milliseconds, which
 	 * must not sit between one task's end and the next one's start. */
@@ -179,21 +184,39 @@ static struct agent_task *add_task(struct agent *a, const char *id)
 	return t;
 }
 
-/* Forgets a task and hands its directory to the janitor. Lock held. */
-static void drop_task(struct agent *a, struct agent_task *t)
+/* Takes a task off the list and frees it; its files stay. Lock held. */
+static void unlink_task(struct agent *a, struct agent_task *t)
 {
 	for (struct agent_task **p = &a->tasks; *p; p = &(*p)->next)
 		if (*p == t) {
 			*p = t->next;
 			break;
 		}
+	json_decref(t->restart);
+	free(t);
+}
+
+/* Forgets a task and hands its directory to the janitor. Lock held. */
+static void drop_task(struct agent *a, struct agent_task *t)
+{
 	if (a->n_trash == a->cap_trash) {
 		a->cap_trash = a->cap_trash ? a->cap_trash * 2 : 64;
 		a->trash = xrealloc(a->trash, a->cap_trash * sizeof *a->trash);
 	}
 	memcpy(a->trash[a->n_trash++], t->id, sizeof t->id);
 	pthread_cond_signal(&a->janitor_cv);
-	free(t);
+	unlink_task(a, t);
+}
+
+/* A task id is about to run here again: its files must not be trashed. */
+static void untrash(struct agent *a, const char *id)
+{
+	for (size_t i = 0; i < a->n_trash; i++)
+		if (strcmp(a->trash[i], id) == 0) {
+			memmove(a->trash[i], a->trash[i + 1], (a->n_trash - i - 1) * sizeof *a->trash);
+			a->n_trash--;
+			return;
+		}
 }
 
 /* Removes trashed directories until stopping and the trash is empty. */
@@ -313,10 +336,13 @@ static json_t *register_body(struct agent *a)
 	json_t *gpus = json_array(), *tasks = json_array();
 	for (int i = 0; i < a->cfg.n_gpus; i++) {
 		const struct gpu *g = &a->cfg.gpus[i];
-		json_array_append_new(gpus, json_pack("{s:s, s:i, s:s, s:I, s:s, s:i, s:b}", "uuid", g->uuid, "index",
-						      g->index, "model", g->model, "vram_mb", (json_int_t)g->vram_mb,
-						      "arch", g->arch, "nvlink_group", g->nvlink_group, "simulated",
-						      g->simulated));
+		json_t *o = json_pack("{s:s, s:i, s:s, s:I, s:s, s:i, s:b, s:s}", "uuid", g->uuid, "index", g->index,
+				      "model", g->model, "vram_mb", (json_int_t)g->vram_mb, "arch", g->arch,
+				      "nvlink_group", g->nvlink_group, "simulated", g->simulated, "pci_bus_id",
+				      g->pci_bus_id);
+		if (a->gpu_mon)
+			gpu_monitor_describe(a->gpu_mon, g->uuid, o);
+		json_array_append_new(gpus, o);
 	}
 	for (struct agent_task *t = a->tasks; t; t = t->next)
 		if (!t->forget && !t->start_failed)
@@ -389,9 +415,28 @@ static bool needs_register(const struct err *e)
 static void start_task(struct agent *a, json_t *spec)
 {
 	const char *id = json_string_value(json_object_get(spec, "id"));
-	if (!id || !task_id_valid(id) || find_task(a, id))
+	if (!id || !task_id_valid(id))
+		return;
+	struct agent_task *old = find_task(a, id);
+	if (old && !old->forget)
 		return; /* a duplicate start (resent command) is a no-op */
+	long long shipped = 0;
+	if (old) {
+		/* Requeued (its GPU failed) and placed on this host again: the
+		 * new run waits for the old one to end (the reaper starts it),
+		 * then continues its log and scratch dir. */
+		if (old->started && !old->exited) {
+			json_decref(old->restart);
+			old->restart = json_incref(spec);
+			return;
+		}
+		shipped = old->shipped;
+		unlink_task(a, old);
+	}
+	untrash(a, id);
 	struct agent_task *t = add_task(a, id);
+	t->shipped = shipped;
+	t->attempt = (int)json_integer_value(json_object_get(spec, "attempt"));
 	char log[700];
 	task_log_path(a, id, log, sizeof log);
 	json_t *argv_j = json_object_get(spec, "command"), *env_j = json_object_get(spec, "env"),
@@ -431,32 +476,63 @@ static void start_task(struct agent *a, json_t *spec)
 	free(uuids);
 }
 
-static void stop_task(struct agent *a, const char *id)
+/* grace_ms < 0: the agent's default. The node sends 0 when the task's GPU
+ * failed: there is nothing to save, and its replacement waits. */
+static void stop_task(struct agent *a, const char *id, int grace_ms, bool forget)
 {
 	struct agent_task *t = id ? find_task(a, id) : NULL;
+	if (t && forget)
+		t->forget = true; /* moved away: its end is not to be reported */
 	if (t && t->started && !t->exited)
-		a->exec->stop(a->exec, id, a->cfg.stop_grace_ms);
+		a->exec->stop(a->exec, id, grace_ms >= 0 ? grace_ms : a->cfg.stop_grace_ms);
+}
+
+/* GPU drills and clears touch the monitor, which calls back into the
+ * agent (wake_reporter): they run after handle_commands dropped a->mu. */
+static void handle_gpu_command(struct agent *a, json_t *cmd)
+{
+	const char *type = json_string_value(json_object_get(cmd, "type"));
+	const char *uuid = json_string_value(json_object_get(cmd, "gpu"));
+	struct err e;
+	int rc = 0;
+	if (!uuid || !a->gpu_mon)
+		return;
+	if (strcmp(type, "gpu_fault") == 0)
+		rc = gpu_monitor_inject(a->gpu_mon, uuid, (int)json_integer_value(json_object_get(cmd, "xid")), &e);
+	else if (strcmp(type, "gpu_clear") == 0)
+		rc = gpu_monitor_clear(a->gpu_mon, uuid, (unsigned)json_integer_value(json_object_get(cmd, "clear_gen")),
+				       &e);
+	if (rc < 0)
+		log_msg("warn", "agent", "%s %s: %s", type, uuid, e.msg);
 }
 
 static void handle_commands(struct agent *a, json_t *cmds)
 {
 	size_t i;
-	json_t *cmd;
+	json_t *cmd, *gpu_cmds = json_array();
 	pthread_mutex_lock(&a->mu);
 	json_array_foreach(cmds, i, cmd) {
 		uint64_t seq = (uint64_t)json_integer_value(json_object_get(cmd, "seq"));
 		if (seq <= a->after)
 			continue;
 		const char *type = json_string_value(json_object_get(cmd, "type"));
+		json_t *grace = json_object_get(cmd, "grace_ms");
 		if (type && strcmp(type, "start") == 0)
 			start_task(a, json_object_get(cmd, "task"));
 		else if (type && strcmp(type, "stop") == 0)
-			stop_task(a, json_string_value(json_object_get(cmd, "task_id")));
+			stop_task(a, json_string_value(json_object_get(cmd, "task_id")),
+				  json_is_integer(grace) ? (int)json_integer_value(grace) : -1,
+				  json_is_true(json_object_get(cmd, "forget")));
+		else if (type && strncmp(type, "gpu_", 4) == 0)
+			json_array_append(gpu_cmds, cmd);
 		a->after = seq;
 	}
 	a->dirty = true;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
+	json_array_foreach(gpu_cmds, i, cmd)
+		handle_gpu_command(a, cmd);
+	json_decref(gpu_cmds);
 }
 
 static bool agent_stopping(struct agent *a)
@@ -508,10 +584,17 @@ static void *reaper_main(void *arg)
 		struct agent_task *t = find_task(a, x.task_id);
 		if (t && !a->stopping) {
 			/* On disk first: a crash between here and the report must
-			 * not lose the exit code. */
-			journal_append(a, &x);
+			 * not lose the exit code. A forgotten run's exit is nobody's
+			 * business, and must not pass for its successor's. */
+			if (!t->forget)
+				journal_append(a, &x);
 			t->exit = x;
 			t->exited = true;
+			if (t->forget && t->restart) {
+				json_t *spec = json_incref(t->restart);
+				start_task(a, spec);
+				json_decref(spec);
+			}
 			a->dirty = true;
 			pthread_cond_signal(&a->cv);
 		}
@@ -562,18 +645,20 @@ static int ship_log(struct agent *a, struct client *c, struct agent_task *t, str
 static void append_reports(json_t *reports, const struct agent_task *t, const char *executor)
 {
 	if (t->start_failed) {
-		json_array_append_new(reports, json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "start_failed",
-							 "message", t->message));
+		json_array_append_new(reports, json_pack("{s:s, s:s, s:s, s:i}", "task_id", t->id, "event", "start_failed",
+							 "message", t->message, "attempt", t->attempt));
 		return;
 	}
 	if (!t->running_reported)
 		json_array_append_new(reports,
-				      json_pack("{s:s, s:s, s:s}", "task_id", t->id, "event", "running", "executor", executor));
+				      json_pack("{s:s, s:s, s:s, s:i}", "task_id", t->id, "event", "running", "executor", executor,
+						"attempt", t->attempt));
 	if (t->exited)
-		json_array_append_new(reports, json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s}", "task_id", t->id, "event",
-							 "exited", "exit_code", t->exit.exit_code, "signal",
+		json_array_append_new(reports, json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s, s:i}", "task_id", t->id,
+							 "event", "exited", "exit_code", t->exit.exit_code, "signal",
 							 t->exit.signal, "cpu_seconds", t->exit.cpu_seconds, "max_rss_kb",
-							 (json_int_t)t->exit.max_rss_kb, "executor", executor));
+							 (json_int_t)t->exit.max_rss_kb, "executor", executor, "attempt",
+							 t->attempt));
 }
 
 static bool needs_report(const struct agent_task *t)
@@ -655,6 +740,34 @@ static int heartbeat(struct agent *a, struct client *c, struct err *e)
 	return rc;
 }
 
+/* Sends the GPUs' health and readings when they changed since the node
+ * last heard them (the register body carries them too). */
+static int report_gpus(struct agent *a, struct client *c, struct err *e)
+{
+	if (!a->gpu_mon || gpu_monitor_version(a->gpu_mon) == a->gpu_reported)
+		return 0;
+	uint64_t version;
+	json_t *body = gpu_monitor_report(a->gpu_mon, &version), *resp = NULL;
+	char path[128];
+	snprintf(path, sizeof path, "/v1/agents/%s/gpus", a->cfg.host);
+	int rc = client_json(c, "POST", path, body, &resp, e);
+	json_decref(body);
+	json_decref(resp);
+	if (rc == 0)
+		a->gpu_reported = version;
+	return rc;
+}
+
+/* The monitor's on_change: a GPU's health moved, tell the node now. */
+static void wake_reporter(void *arg)
+{
+	struct agent *a = arg;
+	pthread_mutex_lock(&a->mu);
+	a->dirty = true;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
 static void wait_for_work(struct agent *a, int64_t ms)
 {
 	struct timespec ts;
@@ -679,7 +792,9 @@ static void *reporter_main(void *arg)
 		if (agent_stopping(a))
 			break;
 		unsigned gen = reg_gen(a);
-		int rc = report_round(a, &c, &e);
+		int rc = report_gpus(a, &c, &e);
+		if (rc == 0)
+			rc = report_round(a, &c, &e);
 		if (rc == 0 && now_ms() - last_beat >= a->heartbeat_ms) {
 			rc = heartbeat(a, &c, &e);
 			if (rc == 0)
@@ -706,6 +821,19 @@ static int make_dirs(const struct agent_config *cfg, struct err *e)
 		if (mkdir(dirs[i], 0700) < 0 && errno != EEXIST)
 			return err_set(e, ERR_INTERNAL, "cannot create %s: %s", dirs[i], strerror(errno));
 	return 0;
+}
+
+static int start_gpu_monitor(struct agent *a, struct err *e)
+{
+	char state[600];
+	snprintf(state, sizeof state, "%s/gpu-health.json", a->cfg.state_dir);
+	struct gpu_monitor_config mc = {
+		.gpus = a->cfg.gpus, .n_gpus = a->cfg.n_gpus, .kmsg_path = a->cfg.kmsg_path,
+		.boot_id_path = a->cfg.boot_id_path, .state_path = state, .nvml = a->cfg.nvml,
+		.on_change = wake_reporter, .arg = a,
+	};
+	gpu_health_cfg_default(&mc.health);
+	return gpu_monitor_start(&mc, &a->gpu_mon, e);
 }
 
 static int register_until(struct agent *a, int64_t timeout_ms, struct err *e)
@@ -742,7 +870,7 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 	pthread_cond_init(&a->janitor_cv, NULL);
 	pthread_create(&a->janitor, NULL, janitor_main, a);
 	a->exec = exec_process_new(e);
-	if (!a->exec)
+	if (!a->exec || start_gpu_monitor(a, e) < 0)
 		goto fail;
 	pthread_mutex_lock(&a->mu);
 	int recovered = recover_tasks(a, e);
@@ -759,6 +887,7 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 	*out = a;
 	return 0;
 fail:
+	gpu_monitor_stop(a->gpu_mon);
 	if (a->exec)
 		a->exec->destroy(a->exec);
 	pthread_mutex_lock(&a->mu);
@@ -796,11 +925,13 @@ void agent_stop(struct agent *a)
 	deadline_in_ns(&ts, 2000000000L);
 	if (pthread_timedjoin_np(a->poller, NULL, &ts) != 0) {
 		pthread_detach(a->poller);
-		return; /* the poller still uses a: leave it to process exit */
+		return; /* the poller still uses a (and the GPU monitor): leave them to process exit */
 	}
+	gpu_monitor_stop(a->gpu_mon);
 	while (a->tasks) {
 		struct agent_task *t = a->tasks;
 		a->tasks = t->next;
+		json_decref(t->restart);
 		free(t);
 	}
 	pthread_cond_destroy(&a->cv);

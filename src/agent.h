@@ -13,6 +13,7 @@
 #ifndef GPUNODE_AGENT_H
 #define GPUNODE_AGENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -27,6 +28,11 @@ struct agent_config {
 	int n_gpus;
 	int64_t cpu_milli, mem_mb;
 	int stop_grace_ms; /* SIGTERM to SIGKILL; default 5,000 */
+	/* GPU health (gpu_monitor.h): kernel log to watch (NULL: none), boot id
+	 * file (NULL: the kernel's), NVML readings for real GPUs. */
+	const char *kmsg_path;
+	const char *boot_id_path;
+	bool nvml;
 };
 
 struct agent;

@@ -1,5 +1,5 @@
-/* gpu.h — GPU discovery. Today: simulated devices from a profile string;
- * NVML (dlopen) and nvidia-smi sources slot in behind the same output. */
+/* gpu.h — GPU discovery: real devices (NVML, nvidia-smi; gpu_source.h) or
+ * simulated ones from a profile string, behind one output. */
 #ifndef GPUNODE_GPU_H
 #define GPUNODE_GPU_H
 
@@ -13,5 +13,19 @@
  * host and index, so an agent that restarts reports the same devices.
  * *out is malloc'd (caller frees). */
 int gpu_sim_parse(const char *spec, const char *host, struct gpu **out, int *n, struct err *e);
+
+/* What discovery found: real GPUs through NVML or nvidia-smi, or the
+ * simulated ones sim_spec asks for. */
+struct gpu_found {
+	struct gpu *gpus; /* malloc'd, n entries */
+	int n;
+	const char *source; /* "nvml", "nvidia-smi" or "simulated" */
+	char detail[128];   /* "driver 565.57.01, CUDA 12.7", or the sim spec */
+};
+
+/* sim_spec non-NULL: those simulated GPUs. Otherwise NVML, then
+ * nvidia-smi; ERR_UNAVAILABLE (saying what each source answered) when
+ * neither finds a GPU. */
+int gpu_discover(const char *sim_spec, const char *host, struct gpu_found *out, struct err *e);
 
 #endif

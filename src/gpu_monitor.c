@@ -341,6 +341,15 @@ int gpu_monitor_start(const struct gpu_monitor_config *cfg, struct gpu_monitor *
 {
 	struct gpu_monitor *m = xcalloc(1, sizeof *m);
 	m->cfg = *cfg;
+	/* The caller's strings may not outlive this call. */
+	if (cfg->kmsg_path) {
+		str_copy(m->kmsg_path, sizeof m->kmsg_path, cfg->kmsg_path);
+		m->cfg.kmsg_path = m->kmsg_path;
+	}
+	if (cfg->state_path) {
+		str_copy(m->state_path, sizeof m->state_path, cfg->state_path);
+		m->cfg.state_path = m->state_path;
+	}
 	if (m->cfg.sample_ms <= 0)
 		m->cfg.sample_ms = 1000;
 	if (m->cfg.nvml_timeout_ms <= 0)

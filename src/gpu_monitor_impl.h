@@ -34,7 +34,8 @@ struct gpu_watch {
 };
 
 struct gpu_monitor {
-	struct gpu_monitor_config cfg;
+	struct gpu_monitor_config cfg; /* its paths point at the copies below */
+	char kmsg_path[512], state_path[600];
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* wakes the sampler to stop */
 	bool stopping, dirty_state;

@@ -96,6 +96,9 @@ static int parse_item(const char *item, const char *host, struct gpu **gpus, int
 		/* One NVLink group per run of a data-centre model (max 8 a group). */
 		g->nvlink_group = fam && fam->nvlink ? g->index / 8 : -1;
 		g->simulated = true;
+		/* Made-up but well-formed bus ids (bus 0x10 + index), so that
+		 * kernel-log drills map to a GPU the way real Xid lines do. */
+		snprintf(g->pci_bus_id, sizeof g->pci_bus_id, "00000000:%02X:00.0", 0x10 + g->index);
 		(*n)++;
 	}
 	return 0;

@@ -66,6 +66,77 @@ static void pool_gauges(struct strbuf *b, struct node *n)
 	}
 }
 
+/* One sample line of a per-GPU gauge, when the value is known (>= 0). */
+typedef double (*gpu_value_fn)(const struct gpu *g);
+
+static double gpu_utilization(const struct gpu *g)
+{
+	return g->status.util_pct >= 0 ? g->status.util_pct / 100.0 : -1;
+}
+static double gpu_memory_bytes(const struct gpu *g)
+{
+	return g->status.mem_used_mb >= 0 ? (double)g->status.mem_used_mb * 1024 * 1024 : -1;
+}
+static double gpu_temperature(const struct gpu *g)
+{
+	return g->status.temp_c;
+}
+static double gpu_power(const struct gpu *g)
+{
+	return g->status.power_w;
+}
+static double gpu_draining(const struct gpu *g)
+{
+	return g->draining;
+}
+
+static void gpu_gauge(struct strbuf *b, struct node *n, const char *name, const char *help, gpu_value_fn value)
+{
+	metric_head(b, name, "gauge", help);
+	for (int i = 0; i < n->pool->n_hosts; i++) {
+		const struct host *h = n->pool->hosts[i];
+		for (int j = 0; j < h->n_gpus; j++) {
+			double v = value(&h->gpus[j]);
+			if (v >= 0)
+				strbuf_printf(b, "%s{host=\"%s\",uuid=\"%s\"} %g\n", name, h->id, h->gpus[j].uuid, v);
+		}
+	}
+}
+
+/* Health as a state set (one series per state, 1 for the current one), so
+ * that alerts can say `gpunode_gpu_health{state="unhealthy"} == 1`. */
+static void gpu_health_gauges(struct strbuf *b, struct node *n)
+{
+	static const enum gpu_health states[] = {GPU_HEALTHY, GPU_DEGRADED, GPU_UNHEALTHY};
+	metric_head(b, "gpunode_gpu_health", "gauge", "GPU health as reported by its agent (1: the current state).");
+	for (int i = 0; i < n->pool->n_hosts; i++) {
+		const struct host *h = n->pool->hosts[i];
+		for (int j = 0; j < h->n_gpus; j++)
+			for (size_t k = 0; k < sizeof states / sizeof states[0]; k++)
+				strbuf_printf(b, "gpunode_gpu_health{host=\"%s\",uuid=\"%s\",state=\"%s\"} %d\n", h->id,
+					      h->gpus[j].uuid, gpu_health_name(states[k]), h->gpus[j].health == states[k]);
+	}
+	metric_head(b, "gpunode_gpu_xid_errors_total", "counter", "NVIDIA Xid errors seen in the kernel log, by Xid.");
+	for (int i = 0; i < n->pool->n_hosts; i++) {
+		const struct host *h = n->pool->hosts[i];
+		for (int j = 0; j < h->n_gpus; j++)
+			for (int k = 0; k < h->gpus[j].status.n_xids; k++)
+				strbuf_printf(b, "gpunode_gpu_xid_errors_total{host=\"%s\",uuid=\"%s\",xid=\"%d\"} %lld\n",
+					      h->id, h->gpus[j].uuid, h->gpus[j].status.xids[k].xid,
+					      (long long)h->gpus[j].status.xids[k].count);
+	}
+}
+
+static void gpu_gauges(struct strbuf *b, struct node *n)
+{
+	gpu_health_gauges(b, n);
+	gpu_gauge(b, n, "gpunode_gpu_draining", "1 when an operator drained the GPU.", gpu_draining);
+	gpu_gauge(b, n, "gpunode_gpu_utilization_ratio", "GPU busy share (0..1), from the driver.", gpu_utilization);
+	gpu_gauge(b, n, "gpunode_gpu_memory_used_bytes", "GPU memory in use, from the driver.", gpu_memory_bytes);
+	gpu_gauge(b, n, "gpunode_gpu_temperature_celsius", "GPU temperature, from the driver.", gpu_temperature);
+	gpu_gauge(b, n, "gpunode_gpu_power_watts", "GPU power draw, from the driver.", gpu_power);
+}
+
 char *node_metrics_text(struct node *n, size_t *len)
 {
 	struct strbuf b = {0};
@@ -73,6 +144,7 @@ char *node_metrics_text(struct node *n, size_t *len)
 	struct node_counters c = n->counters;
 	queue_gauges(&b, n);
 	pool_gauges(&b, n);
+	gpu_gauges(&b, n);
 	pthread_mutex_unlock(&n->mu);
 	task_counters(&b, &c);
 	return strbuf_take(&b, len);

@@ -74,8 +74,8 @@ uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct 
 		json_array_append_new(env, json_string(t->env[i]));
 	for (int i = 0; i < t->n_gpus_assigned; i++)
 		json_array_append_new(gpus, json_string(t->gpu_uuids[i]));
-	json_t *spec = json_pack("{s:s, s:o, s:o, s:o, s:i}", "id", t->id, "command", argv, "env", env, "gpus", gpus,
-				 "gpu_milli", t->res.milli);
+	json_t *spec = json_pack("{s:s, s:o, s:o, s:o, s:i, s:i}", "id", t->id, "command", argv, "env", env, "gpus", gpus,
+				 "gpu_milli", t->res.milli, "attempt", t->attempts);
 	return link_push(l, json_pack("{s:s, s:o}", "type", "start", "task", spec), ticket);
 }
 
@@ -86,7 +86,8 @@ uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *ta
 
 uint64_t node_link_push_stop_now(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket)
 {
-	return link_push(l, json_pack("{s:s, s:s, s:i}", "type", "stop", "task_id", task_id, "grace_ms", 0), ticket);
+	return link_push(l, json_pack("{s:s, s:s, s:i, s:b}", "type", "stop", "task_id", task_id, "grace_ms", 0, "forget", 1),
+			 ticket);
 }
 
 uint64_t node_link_push_cmd(struct node *n, struct host_link *l, json_t *cmd, uint64_t ticket)
@@ -389,6 +390,12 @@ static uint64_t apply_report_locked(struct node *n, const char *host, json_t *r)
 	/* Late or repeated reports (task ended, cancelled, or moved to another
 	 * host) are ignored: agents resend until acknowledged. */
 	if (!a || strcmp(node_active_task(a)->host, host) != 0 || node_active_task(a)->state == TASK_QUEUED)
+		return 0;
+	/* A report of an earlier run of the task on this same host (its GPU
+	 * failed and it was placed here again) says nothing about this one.
+	 * Attempt 0: not known (an exit recovered from the agent's journal). */
+	json_int_t attempt = json_integer_value(json_object_get(r, "attempt"));
+	if (attempt > 0 && attempt != node_active_task(a)->attempts)
 		return 0;
 	if (strcmp(event, "running") == 0)
 		return apply_running(n, a, r);

@@ -19,7 +19,7 @@ enum gpu_health { GPU_HEALTHY, GPU_DEGRADED, GPU_UNHEALTHY };
  * these; `health` (below) is what placement acts on. Readings < 0: unknown. */
 struct gpu_status {
 	char reason[GPU_REASON_MAX]; /* plain words; "" when healthy */
-	char action[24];             /* "none", "reboot", "hardware_inspection", "check_application" */
+	char action[24];             /* "none", "reboot_host", "hardware_inspection", "check_application" */
 	int64_t since_ms;            /* when health last changed (agent clock) */
 	int util_pct;
 	int64_t mem_used_mb;

@@ -17,7 +17,10 @@ static const char usage[] =
 	"  --token TOKEN       an agent or admin token (or $GPUNODE_TOKEN)\n"
 	"  --host NAME         this host's name in the pool (default: the hostname)\n"
 	"  --state DIR         task logs and exit records (default $GPUNODE_DATA/agent)\n"
-	"  --sim-gpus SPEC     simulated GPUs, e.g. 8xH100-80GB (default " GPU_SIM_DEFAULT ")\n";
+	"  --sim-gpus SPEC     simulated GPUs, e.g. 8xH100-80GB (default when no real GPU is found:\n"
+	"                      " GPU_SIM_DEFAULT "; real ones are found through NVML, then nvidia-smi)\n"
+	"  --kmsg PATH         kernel log to watch for Xid errors (default /dev/kmsg with real GPUs)\n"
+	"  --boot-id-file PATH where the boot id is read (default /proc/sys/kernel/random/boot_id)\n";
 
 int cli_agent(int argc, char **argv)
 {
@@ -40,13 +43,12 @@ int cli_agent(int argc, char **argv)
 	else
 		snprintf(ac.state_dir, sizeof ac.state_dir, "%s/agent", o.data);
 	struct err e;
-	const char *spec = o.sim_gpus ? o.sim_gpus : GPU_SIM_DEFAULT;
-	if (gpu_sim_parse(spec, ac.host, &ac.gpus, &ac.n_gpus, &e) < 0) {
-		cli_error("agent", "%s", e.msg);
-		return CLI_USAGE;
-	}
-	if (!o.sim_gpus)
-		fprintf(stderr, "gpunode agent: no real GPU discovery in this build; using a SIMULATED pool of %s\n", spec);
+	struct gpu_found found;
+	if ((rc = role_find_gpus("agent", &o, &found)) != 0)
+		return rc;
+	ac.gpus = found.gpus;
+	ac.n_gpus = found.n;
+	role_agent_health(&o, &found, &ac);
 	signals_block();
 	struct agent *a;
 	if (agent_start(&ac, 60000, &a, &e) < 0) {

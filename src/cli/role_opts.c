@@ -50,6 +50,10 @@ static int take_option(const char *verb, int argc, char **argv, int *i, unsigned
 		str_copy(o->host, sizeof o->host, v);
 	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--state"))) {
 		o->state = v;
+	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--kmsg"))) {
+		o->kmsg = v;
+	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--boot-id-file"))) {
+		o->boot_id_file = v;
 	} else if ((mask & ROLE_OPT_REMOTE) && (v = value_of(verb, argc, argv, i, "--node"))) {
 		o->node_url = v;
 	} else if ((mask & ROLE_OPT_REMOTE) && (v = value_of(verb, argc, argv, i, "--token"))) {
@@ -83,4 +87,37 @@ int role_opts_parse(const char *verb, const char *usage, int argc, char **argv, 
 		}
 	}
 	return 0;
+}
+
+int role_find_gpus(const char *verb, const struct role_opts *o, struct gpu_found *found)
+{
+	struct err e;
+	if (gpu_discover(o->sim_gpus, o->host, found, &e) == 0) {
+		if (!found->gpus[0].simulated || o->sim_gpus)
+			fprintf(stderr, "gpunode %s: %d GPU(s) found through %s (%s)\n", verb, found->n, found->source,
+				found->detail);
+		return 0;
+	}
+	if (o->sim_gpus) {
+		cli_error(verb, "%s", e.msg);
+		return CLI_USAGE;
+	}
+	/* Never pass simulated GPUs off as real: say so in the first line. */
+	fprintf(stderr, "gpunode %s: %s; using a SIMULATED pool of %s (set --sim-gpus to change it)\n", verb, e.msg,
+		GPU_SIM_DEFAULT);
+	if (gpu_discover(GPU_SIM_DEFAULT, o->host, found, &e) < 0) {
+		cli_error(verb, "%s", e.msg);
+		return CLI_FAIL;
+	}
+	return 0;
+}
+
+void role_agent_health(const struct role_opts *o, const struct gpu_found *found, struct agent_config *ac)
+{
+	bool real = found->n > 0 && !found->gpus[0].simulated;
+	/* Real GPUs: the kernel's log. Simulated ones: only a file given for
+	 * drills; reading the host's real log for them would map nothing. */
+	ac->kmsg_path = o->kmsg ? o->kmsg : real ? "/dev/kmsg" : NULL;
+	ac->boot_id_path = o->boot_id_file;
+	ac->nvml = found->source && strcmp(found->source, "nvml") == 0;
 }

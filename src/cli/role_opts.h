@@ -2,11 +2,13 @@
 #ifndef GPUNODE_ROLE_OPTS_H
 #define GPUNODE_ROLE_OPTS_H
 
+#include "agent.h"
+#include "gpu.h"
 #include "sched.h"
 
 enum {
 	ROLE_OPT_NODE = 1,  /* --data --listen --policy --host-grace */
-	ROLE_OPT_AGENT = 2, /* --sim-gpus --host --state */
+	ROLE_OPT_AGENT = 2, /* --sim-gpus --host --state --kmsg --boot-id-file */
 	ROLE_OPT_REMOTE = 4 /* --node --token */
 };
 
@@ -16,6 +18,8 @@ struct role_opts {
 	const char *sim_gpus; /* NULL: not given */
 	char host[64];
 	const char *state;
+	const char *kmsg;         /* NULL: /dev/kmsg for real GPUs, none for simulated ones */
+	const char *boot_id_file; /* NULL: the kernel's */
 	const char *node_url;
 	const char *token;
 	enum sched_policy policy;
@@ -25,5 +29,11 @@ struct role_opts {
 /* Parses argv for verb; mask says which option groups it takes. Returns 0,
  * CLI_USAGE on a bad option (message printed), or -1 after printing help. */
 int role_opts_parse(const char *verb, const char *usage, int argc, char **argv, unsigned mask, struct role_opts *o);
+
+/* The agent's GPUs: --sim-gpus, else real ones (NVML, nvidia-smi), else
+ * the default simulated pool, announced as such. 0 or a CLI_ exit code. */
+int role_find_gpus(const char *verb, const struct role_opts *o, struct gpu_found *found);
+/* The agent's health settings (kernel log, boot id, NVML readings). */
+void role_agent_health(const struct role_opts *o, const struct gpu_found *found, struct agent_config *ac);
 
 #endif

@@ -23,27 +23,18 @@ static const char usage[] =
 	"  --host NAME         this host's name in the pool (default: the hostname)\n"
 	"  --policy NAME       placement policy: frag (default) or bestfit\n"
 	"  --host-grace SECS   a host silent this long is declared lost (default 10)\n"
+	"  --kmsg PATH         kernel log to watch for Xid errors (default /dev/kmsg with real GPUs;\n"
+	"                      a plain file works too: drills and tests append dmesg lines to it)\n"
+	"  --boot-id-file PATH where the boot id is read (default /proc/sys/kernel/random/boot_id)\n"
 	"Then: gpunode submit --gpus 1 -- echo hello; gpunode tasks; gpunode logs ID\n";
 
 int node_config_from_opts(const struct role_opts *o, struct node_config *cfg);
 
-/* Real discovery (NVML, nvidia-smi) is not built yet: say so plainly, and
- * never pass simulated GPUs off as real. */
-static const char *choose_gpus(const struct role_opts *o)
-{
-	if (o->sim_gpus)
-		return o->sim_gpus;
-	bool nvidia = access("/dev/nvidiactl", F_OK) == 0;
-	fprintf(stderr, "gpunode up: %s; using a SIMULATED pool of %s (set --sim-gpus to change it)\n",
-		nvidia ? "NVIDIA devices exist but this build has no NVML discovery yet" : "no real GPU found",
-		GPU_SIM_DEFAULT);
-	return GPU_SIM_DEFAULT;
-}
-
-static int start_local_agent(const struct role_opts *o, const struct node_server *s, struct gpu *gpus, int n,
+static int start_local_agent(const struct role_opts *o, const struct node_server *s, const struct gpu_found *found,
 			     struct agent **out, struct err *e)
 {
-	struct agent_config ac = {.gpus = gpus, .n_gpus = n};
+	struct agent_config ac = {.gpus = found->gpus, .n_gpus = found->n};
+	role_agent_health(o, found, &ac);
 	str_copy(ac.node_url, sizeof ac.node_url, s->url);
 	str_copy(ac.token, sizeof ac.token, s->admin_token);
 	str_copy(ac.host, sizeof ac.host, o->host);
@@ -58,40 +49,36 @@ int cli_up(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? CLI_OK : rc;
 	struct node_config cfg;
-	struct gpu *gpus;
-	int n_gpus;
+	struct gpu_found found;
 	struct err e;
 	if (node_config_from_opts(&o, &cfg) < 0) {
 		cli_error("up", "--data path too long");
 		return CLI_USAGE;
 	}
-	const char *spec = choose_gpus(&o);
-	if (gpu_sim_parse(spec, o.host, &gpus, &n_gpus, &e) < 0) {
-		cli_error("up", "%s", e.msg);
-		return CLI_USAGE;
-	}
+	if ((rc = role_find_gpus("up", &o, &found)) != 0)
+		return rc;
 	signals_block();
 	struct node_server s;
 	struct agent *agent = NULL;
 	if (node_server_start(&s, &cfg, o.listen, &e) < 0) {
 		cli_error("up", "%s", e.msg);
-		free(gpus);
+		free(found.gpus);
 		return CLI_FAIL;
 	}
-	if (start_local_agent(&o, &s, gpus, n_gpus, &agent, &e) < 0) {
+	if (start_local_agent(&o, &s, &found, &agent, &e) < 0) {
 		cli_error("up", "local agent: %s", e.msg);
 		node_server_stop(&s);
-		free(gpus);
+		free(found.gpus);
 		return CLI_FAIL;
 	}
 	fprintf(stderr, "gpunode up: node on %s, local agent on host %s with %d %sGPU(s) [%s], data %s\n", s.url,
-		o.host, n_gpus, n_gpus && gpus[0].simulated ? "simulated " : "", spec, cfg.data_dir);
+		o.host, found.n, found.n && found.gpus[0].simulated ? "simulated " : "", found.detail, cfg.data_dir);
 	fprintf(stderr, "gpunode up: try: gpunode submit --gpus 1 -- echo hello   (Ctrl-C stops)\n");
 	signals_wait();
 	fprintf(stderr, "gpunode up: stopping\n");
 	node_server_begin_stop(&s);
 	agent_stop(agent);
 	node_server_stop(&s);
-	free(gpus);
+	free(found.gpus);
 	return CLI_OK;
 }
