@@ -10,6 +10,7 @@ packages=(
 	libcriterion-dev
 	prometheus # promtool, for checking /metrics
 	curl jq python3 procps
+	libarchive-dev runc crun busybox-static # containers: image store, OCI runtimes, test images
 )
 
 missing=()
