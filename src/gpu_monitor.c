@@ -213,6 +213,7 @@ int gpu_monitor_clear(struct gpu_monitor *m, const char *uuid, unsigned clear_ge
 		char before_reason[GPU_HEALTH_REASON_MAX];
 		str_copy(before_reason, sizeof before_reason, w->h.reason);
 		gpu_health_clear(&w->h, now_ms());
+		w->last_xid = 0; /* an Xid after the clear is a new incident, however soon */
 		if (clear_gen > w->clear_gen)
 			w->clear_gen = clear_gen;
 		changed = gpu_monitor_note_change(m, w, before, before_reason);
