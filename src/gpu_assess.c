@@ -173,7 +173,7 @@ static void assess_temperature(const struct gpu_reading *r, struct signals *s)
 	char shutdown[32] = "";
 	if (r->temp_shutdown_c > 0)
 		snprintf(shutdown, sizeof shutdown, ", shutdown at %d C", r->temp_shutdown_c);
-	emit(s, GPU_DEGRADED, GPU_ACTION_NONE,
+	emit(s, GPU_DEGRADED, GPU_ACTION_CHECK_COOLING,
 	     "temperature %d C at or above the GPU's slowdown threshold %d C%s: check the host's cooling", r->temp_c,
 	     r->temp_slowdown_c, shutdown);
 }
@@ -195,7 +195,7 @@ static void assess_throttling(const struct gpu_reading *r, const struct gpu_asse
 		return;
 	char causes[64];
 	throttle_causes(&t, causes, sizeof causes);
-	emit(s, GPU_DEGRADED, GPU_ACTION_NONE,
+	emit(s, GPU_DEGRADED, GPU_ACTION_CHECK_COOLING,
 	     "clocks slowed by the hardware (%s) for %lld s of the last %lld s: check the host's cooling and power",
 	     causes, (long long)(t.any_ms / 1000), (long long)(w->window_ms / 1000));
 }

@@ -17,8 +17,8 @@
 
 static enum gpu_action action_parse(const char *s)
 {
-	static const enum gpu_action all[] = {GPU_ACTION_NONE, GPU_ACTION_CHECK_APP, GPU_ACTION_REBOOT,
-					      GPU_ACTION_HW_INSPECTION};
+	static const enum gpu_action all[] = {GPU_ACTION_NONE, GPU_ACTION_CHECK_COOLING, GPU_ACTION_CHECK_APP,
+					      GPU_ACTION_REBOOT, GPU_ACTION_HW_INSPECTION};
 	for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
 		if (strcmp(s, gpu_action_name(all[i])) == 0)
 			return all[i];

@@ -63,7 +63,15 @@ int gpu_smi_parse(const char *text, struct gpu **gpus, struct gpu_facts **facts,
 
 /* ---- kernel log Xid lines ---- */
 
-enum gpu_action { GPU_ACTION_NONE, GPU_ACTION_CHECK_APP, GPU_ACTION_REBOOT, GPU_ACTION_HW_INSPECTION };
+/* In rising order of how drastic they are: the health machine keeps the
+ * most drastic action of the signals that made the state. */
+enum gpu_action {
+	GPU_ACTION_NONE,
+	GPU_ACTION_CHECK_COOLING, /* thermal slowdown, hardware throttling: cooling and power of the host */
+	GPU_ACTION_CHECK_APP,
+	GPU_ACTION_REBOOT,
+	GPU_ACTION_HW_INSPECTION
+};
 
 /* One row of the table generated from NVIDIA's catalog and gpud (gpu_xid_table.c). */
 struct gpu_xid_info {
@@ -81,7 +89,7 @@ extern const int gpu_xid_table_len;
  * (Degraded, check the application). Never NULL. */
 const struct gpu_xid_info *gpu_xid_lookup(int xid);
 
-const char *gpu_action_name(enum gpu_action a);   /* "none", "check_application"... */
+const char *gpu_action_name(enum gpu_action a);   /* "none", "check_cooling", "check_application"... */
 const char *gpu_action_advice(enum gpu_action a); /* plain words for operators */
 /* gpu_health_name() is in pool.h. */
 

@@ -35,6 +35,7 @@ const char *gpu_action_name(enum gpu_action a)
 {
 	switch (a) {
 	case GPU_ACTION_NONE: return "none";
+	case GPU_ACTION_CHECK_COOLING: return "check_cooling";
 	case GPU_ACTION_CHECK_APP: return "check_application";
 	case GPU_ACTION_REBOOT: return "reboot_host";
 	case GPU_ACTION_HW_INSPECTION: return "hardware_inspection";
@@ -46,6 +47,7 @@ const char *gpu_action_advice(enum gpu_action a)
 {
 	switch (a) {
 	case GPU_ACTION_NONE: return "no action needed";
+	case GPU_ACTION_CHECK_COOLING: return "check the host's cooling and power supply";
 	case GPU_ACTION_CHECK_APP: return "check the application (and the GPU if it repeats)";
 	case GPU_ACTION_REBOOT: return "reboot the host";
 	case GPU_ACTION_HW_INSPECTION: return "hardware inspection: take the GPU out of service";

@@ -128,6 +128,7 @@ Test(gpu_assess, temperature_is_judged_against_the_devices_own_slowdown_threshol
 	r.temp_c = 87;
 	cr_assert_eq(assess_one(&r, s, GPU_ASSESS_MAX_SIGNALS), 1);
 	cr_assert_eq(s[0].severity, GPU_DEGRADED);
+	cr_assert_eq(s[0].action, GPU_ACTION_CHECK_COOLING);
 	cr_assert(has(s[0].reason, "temperature 87 C"), "%s", s[0].reason);
 	cr_assert(has(s[0].reason, "slowdown threshold 87 C"), "%s", s[0].reason);
 	cr_assert(has(s[0].reason, "shutdown at 92 C"), "%s", s[0].reason);
