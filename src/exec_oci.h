@@ -1,0 +1,27 @@
+/* exec_oci.h — the OCI runtime backend: runs each task with runc or crun
+ * (from Debian) from a generated config.json (oci_spec.h) and a root
+ * filesystem from the local image store (image_store.h), for GPU hosts
+ * without Docker.
+ *
+ * On disk, under state_dir: images/ (the store), oci/bundles/ID/ (config.json,
+ * the overlay's upper and work dirs, rootfs/ mount point, the shim's pid and
+ * exit files), oci/root/ (the runtime's own state, --root). Each run has a
+ * small shim process (gpunode-shim, in its own session) that creates and
+ * starts the container, waits for it, reads the cgroup's OOM count and
+ * usage before the container is deleted, and writes them to the bundle:
+ * so an exit is never lost, even when the agent is killed meanwhile. */
+#ifndef GPUNODE_EXEC_OCI_H
+#define GPUNODE_EXEC_OCI_H
+
+#include "exec.h"
+
+/* state_dir: the agent's state dir. runtime: "runc", "crun" or a path;
+ * NULL picks crun if it works here, else runc. Fails (ERR_UNAVAILABLE, with
+ * what to install) when no runtime is found. */
+struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, struct err *e);
+
+/* The runtime exec_oci_new would pick (NULL picks), or NULL when none is
+ * installed: lets the agent choose a backend and say why. */
+const char *exec_oci_find_runtime(const char *runtime);
+
+#endif
