@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "gpu_monitor.h"
 #include "pool.h"
 
 struct agent_config {
@@ -29,10 +30,10 @@ struct agent_config {
 	int64_t cpu_milli, mem_mb;
 	int stop_grace_ms; /* SIGTERM to SIGKILL; default 5,000 */
 	/* GPU health (gpu_monitor.h): kernel log to watch (NULL: none), boot id
-	 * file (NULL: the kernel's), NVML readings for real GPUs. */
+	 * file (NULL: the kernel's), where readings come from. */
 	const char *kmsg_path;
 	const char *boot_id_path;
-	bool nvml;
+	enum gpu_readings readings;
 };
 
 struct agent;

@@ -65,7 +65,7 @@ static int read_child(int fd, pid_t pid, char **text, struct err *e)
 	return 0;
 }
 
-static int run_smi(char **text, struct err *e)
+int gpu_smi_query(char **text, struct err *e)
 {
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -97,7 +97,7 @@ static int run_smi(char **text, struct err *e)
 static int discover_smi(struct gpu_found *out, struct err *e)
 {
 	char *text = NULL;
-	if (run_smi(&text, e) < 0)
+	if (gpu_smi_query(&text, e) < 0)
 		return -1;
 	struct gpu_facts *facts;
 	struct gpu_smi_reading *readings;

@@ -290,16 +290,19 @@ int gpu_monitor_inject(struct gpu_monitor *m, const char *uuid, int xid, struct 
 
 static void tick_locked(struct gpu_monitor *m, int64_t now, bool *changed)
 {
-	for (int i = 0; i < m->n; i++) {
-		struct gpu_watch *w = &m->w[i];
-		enum gpu_health before = w->h.state;
-		char before_reason[GPU_HEALTH_REASON_MAX];
-		str_copy(before_reason, sizeof before_reason, w->h.reason);
-		gpu_monitor_sample_locked(m, w, now);
-		gpu_health_tick(&w->h, &m->cfg.health, now);
-		if (gpu_monitor_note_change(m, w, before, before_reason))
+	enum gpu_health before[TASK_MAX_GPUS];
+	char (*reason)[GPU_HEALTH_REASON_MAX] = xcalloc((size_t)m->n + 1, sizeof *reason);
+	for (int i = 0; i < m->n && i < TASK_MAX_GPUS; i++) {
+		before[i] = m->w[i].h.state;
+		str_copy(reason[i], sizeof reason[i], m->w[i].h.reason);
+	}
+	gpu_monitor_sample_locked(m, now);
+	for (int i = 0; i < m->n && i < TASK_MAX_GPUS; i++) {
+		gpu_health_tick(&m->w[i].h, &m->cfg.health, now);
+		if (gpu_monitor_note_change(m, &m->w[i], before[i], reason[i]))
 			*changed = true;
 	}
+	free(reason);
 }
 
 static void *sampler_main(void *arg)

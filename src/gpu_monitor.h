@@ -20,6 +20,13 @@
 #include "pool.h"
 
 #define GPU_BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+#define GPU_SMI_SAMPLE_MS 5000 /* nvidia-smi is a process per sample: not every second */
+
+enum gpu_readings {
+	GPU_READINGS_NONE, /* simulated GPUs */
+	GPU_READINGS_NVML, /* every sample_ms */
+	GPU_READINGS_SMI   /* nvidia-smi, every GPU_SMI_SAMPLE_MS */
+};
 
 struct gpu_monitor_config {
 	const struct gpu *gpus; /* borrowed for the monitor's life; pci_bus_id maps Xids */
@@ -29,7 +36,7 @@ struct gpu_monitor_config {
 	const char *kmsg_path;
 	const char *boot_id_path; /* NULL: GPU_BOOT_ID_PATH */
 	const char *state_path;   /* health kept here across restarts; NULL: not kept */
-	bool nvml;                /* take NVML readings (real GPUs found through NVML) */
+	enum gpu_readings readings; /* where readings come from (what found the GPUs) */
 	int nvml_timeout_ms;      /* per NVML call; default 2,000 */
 	int sample_ms;            /* readings and timers; default 1,000 */
 	struct gpu_health_cfg health;

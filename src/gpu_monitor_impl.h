@@ -45,6 +45,7 @@ struct gpu_monitor {
 	uint64_t version;          /* health changes */
 	uint64_t readings_version; /* reading or counter changes */
 	int64_t kmsg_seq;          /* last /dev/kmsg record handled; -1 none */
+	int64_t last_smi_ms;       /* last nvidia-smi sample */
 	int64_t kmsg_offset;       /* plain-file log: bytes handled */
 	int kmsg_fd, inotify_fd;
 	pthread_t sampler, watcher;
@@ -68,10 +69,10 @@ void gpu_kmsg_close(struct gpu_monitor *m);
 int gpu_monitor_load_state(struct gpu_monitor *m, struct err *e);
 void gpu_monitor_save_locked(struct gpu_monitor *m);
 
-/* gpu_monitor_sample.c: one reading of w (NVML when cfg.nvml), fed to the
- * health machine as signals. */
+/* gpu_monitor_sample.c: readings of every GPU (cfg.readings), fed to the
+ * health machines as signals. Lock held; dropped around the driver calls. */
 void gpu_monitor_reading_unknown(struct gpu_watch_reading *r);
-void gpu_monitor_sample_locked(struct gpu_monitor *m, struct gpu_watch *w, int64_t now);
+void gpu_monitor_sample_locked(struct gpu_monitor *m, int64_t now);
 void gpu_monitor_sample_free(struct gpu_watch *w);
 
 #endif

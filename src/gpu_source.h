@@ -55,6 +55,12 @@ struct gpu_smi_reading {
 	int64_t ecc_uncorrected_volatile;
 };
 
+/* Runs `nvidia-smi --query-gpu=GPU_SMI_QUERY_FIELDS ...` (found in PATH)
+ * and returns its output (malloc'd). ERR_UNAVAILABLE when it is missing,
+ * fails, or does not answer within 10 s (it is killed: a hung driver must
+ * not hang the agent). */
+int gpu_smi_query(char **text, struct err *e);
+
 /* Parses the output of `nvidia-smi --query-gpu=GPU_SMI_QUERY_FIELDS
  * --format=csv,noheader,nounits`. Blank lines are skipped; a malformed row
  * fails the whole parse (ERR_INVALID, naming the line). Outputs malloc'd. */

@@ -119,5 +119,5 @@ void role_agent_health(const struct role_opts *o, const struct gpu_found *found,
 	 * drills; reading the host's real log for them would map nothing. */
 	ac->kmsg_path = o->kmsg ? o->kmsg : real ? "/dev/kmsg" : NULL;
 	ac->boot_id_path = o->boot_id_file;
-	ac->nvml = found->source && strcmp(found->source, "nvml") == 0;
+	ac->readings = !real ? GPU_READINGS_NONE : strcmp(found->source, "nvml") == 0 ? GPU_READINGS_NVML : GPU_READINGS_SMI;
 }
