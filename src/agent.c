@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_exec.h"
 #include "client.h"
 #include "exec.h"
 #include "gpu_monitor.h"
@@ -32,13 +31,6 @@ struct agent_task {
 	bool started, running_reported;
 	bool start_failed;
 	char message[256];
-	char reason[EXEC_REASON_MAX]; /* start_failed: why (start_failed, image_not_found) */
-	/* Between the command and the backend's answer: the start runs with no
-	 * lock held (a pull may take long), and a stop that comes meanwhile is
-	 * applied when it returns. */
-	bool starting, stop_requested;
-	int stop_grace_ms;
-	json_t *spec;          /* the start command, held while starting */
 	bool exited, exit_reported;
 	struct exec_exit exit;
 	bool forget;           /* the node moved it away: stop, report nothing */
@@ -62,7 +54,6 @@ struct agent {
 	unsigned reg_gen;      /* bumped by each registration */
 	pthread_t poller, reaper, reporter, janitor;
 	struct gpu_monitor *gpu_mon;
-	char process_client[TASK_CLIENT_MAX]; /* the one client the process executor serves */
 	uint64_t gpu_reported;  /* monitor version the node has heard */
 	/* Directories of delivered tasks, removed by the janitor thread: on
 	 * filesystems that discard on delete, removal costs milliseconds, which
@@ -105,36 +96,10 @@ static void remove_task_files(const struct agent *a, const char *id)
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* "ID CODE SIGNAL CPU_S PEAK_BYTES REASON MESSAGE", REASON "-" when none;
- * the message is the rest of the line. */
 static void format_exit(const struct exec_exit *x, char *buf, size_t cap)
 {
-	char msg[EXEC_MESSAGE_MAX];
-	str_copy(msg, sizeof msg, x->failure_message);
-	msg[strcspn(msg, "\n")] = '\0';
-	snprintf(buf, cap, "%s %d %d %.6f %lld %s %s\n", x->task_id, x->exit_code, x->signal, x->usage.cpu_seconds,
-		 (long long)x->usage.peak_mem_bytes, x->failure_reason[0] ? x->failure_reason : "-", msg);
-}
-
-/* Parses a journal line; false for a torn one. */
-static bool parse_exit(const char *line, struct exec_exit *x)
-{
-	long long peak;
-	int used = 0;
-	memset(x, 0, sizeof *x);
-	if (sscanf(line, "%20s %d %d %lf %lld %n", x->task_id, &x->exit_code, &x->signal, &x->usage.cpu_seconds,
-		   &peak, &used) < 5 ||
-	    !task_id_valid(x->task_id) || !used || !strchr(line, '\n'))
-		return false;
-	x->usage.peak_mem_bytes = peak;
-	char reason[EXEC_REASON_MAX] = "";
-	int rest = 0;
-	if (sscanf(line + used, "%31s %n", reason, &rest) == 1 && strcmp(reason, "-") != 0) {
-		str_copy(x->failure_reason, sizeof x->failure_reason, reason);
-		str_copy(x->failure_message, sizeof x->failure_message, line + used + rest);
-		x->failure_message[strcspn(x->failure_message, "\n")] = '\0';
-	}
-	return true;
+	snprintf(buf, cap, "%s %d %d %.6f %lld\n", x->task_id, x->exit_code, x->signal, x->cpu_seconds,
+		 (long long)x->max_rss_kb);
 }
 
 /* Appends an exit to the journal with one write(): it must outlive a crash
@@ -142,7 +107,7 @@ static bool parse_exit(const char *line, struct exec_exit *x)
  * power loss the task is simply requeued. No fsync per task. Lock held. */
 static void journal_append(struct agent *a, const struct exec_exit *x)
 {
-	char line[EXEC_MESSAGE_MAX + 160];
+	char line[128];
 	format_exit(x, line, sizeof line);
 	ssize_t n = write(a->journal_fd, line, strlen(line));
 	if (n > 0)
@@ -152,7 +117,7 @@ static void journal_append(struct agent *a, const struct exec_exit *x)
 /* Reads every exit in the journal (last one wins per task). */
 static struct exec_exit *journal_load(const struct agent *a, size_t *n)
 {
-	char path[600], line[EXEC_MESSAGE_MAX + 160];
+	char path[600], line[160];
 	snprintf(path, sizeof path, "%s/exits.journal", a->cfg.state_dir);
 	*n = 0;
 	size_t cap = 0;
@@ -161,9 +126,12 @@ static struct exec_exit *journal_load(const struct agent *a, size_t *n)
 	if (!f)
 		return NULL;
 	while (fgets(line, sizeof line, f)) {
-		struct exec_exit x;
-		if (!parse_exit(line, &x))
+		struct exec_exit x = {0};
+		long long rss;
+		if (sscanf(line, "%20s %d %d %lf %lld", x.task_id, &x.exit_code, &x.signal, &x.cpu_seconds, &rss) != 5 ||
+		    !task_id_valid(x.task_id))
 			continue; /* a torn last line after a crash */
+		x.max_rss_kb = rss;
 		if (*n == cap)
 			out = xrealloc(out, (cap = cap ? cap * 2 : 64) * sizeof *out);
 		out[(*n)++] = x;
@@ -176,7 +144,7 @@ static struct exec_exit *journal_load(const struct agent *a, size_t *n)
  * it for appending. Lock held. */
 static int journal_rewrite(struct agent *a, const struct agent_task *tasks, struct err *e)
 {
-	char path[600], tmp[620], line[EXEC_MESSAGE_MAX + 160];
+	char path[600], tmp[620], line[128];
 	snprintf(path, sizeof path, "%s/exits.journal", a->cfg.state_dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
@@ -225,7 +193,6 @@ static void unlink_task(struct agent *a, struct agent_task *t)
 			break;
 		}
 	json_decref(t->restart);
-	json_decref(t->spec);
 	free(t);
 }
 
@@ -265,7 +232,6 @@ static void *janitor_main(void *arg)
 			break;
 		memcpy(id, a->trash[--a->n_trash], sizeof id);
 		pthread_mutex_unlock(&a->mu);
-		a->exec->cleanup(a->exec, id);
 		remove_task_files(a, id);
 		pthread_mutex_lock(&a->mu);
 	}
@@ -274,6 +240,49 @@ static void *janitor_main(void *arg)
 }
 
 /* --- recovery after a crash --- */
+
+/* True when /proc/PID/environ names this task on this host: that is how an
+ * orphan of a crashed agent is told apart from an unrelated process that
+ * reused its pid, or from the task's next attempt under another agent on the
+ * same machine. */
+static bool process_runs_task(const char *pid, const char *id, const char *host)
+{
+	char path[64], want_id[64], want_host[96], buf[16384];
+	snprintf(path, sizeof path, "/proc/%s/environ", pid);
+	snprintf(want_id, sizeof want_id, "GPUNODE_TASK_ID=%s", id);
+	snprintf(want_host, sizeof want_host, "GPUNODE_HOST=%s", host);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	bool id_ok = false, host_ok = false;
+	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(buf + off) + 1) {
+		id_ok |= strcmp(buf + off, want_id) == 0;
+		host_ok |= strcmp(buf + off, want_host) == 0;
+	}
+	return id_ok && host_ok;
+}
+
+static void kill_orphans(const char *id, const char *host)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && process_runs_task(de->d_name, id, host)) {
+			pid_t pid = (pid_t)atoi(de->d_name);
+			pid_t pgid = getpgid(pid);
+			if (pgid > 1)
+				kill(-pgid, SIGKILL);
+			kill(pid, SIGKILL);
+		}
+	closedir(d);
+}
 
 static const struct exec_exit *find_exit(const struct exec_exit *exits, size_t n, const char *id)
 {
@@ -284,52 +293,15 @@ static const struct exec_exit *find_exit(const struct exec_exit *exits, size_t n
 	return found;
 }
 
-/* A run the executor found again after the restart. Lock held. */
-static void apply_adopted(struct agent *a, struct agent_task *t, const struct exec_adopt *r)
-{
-	if (r->state == EXEC_ADOPT_RUNNING) {
-		t->started = true;
-		log_msg("info", "agent", "task=%s still runs in its %s container: adopted", t->id, a->exec->name);
-	} else if (r->state == EXEC_ADOPT_EXITED) {
-		t->exit = r->exit;
-		t->started = t->exited = true;
-		journal_append(a, &t->exit);
-		log_msg("info", "agent", "task=%s ended while the agent was away: code=%d", t->id, t->exit.exit_code);
-	} else {
-		log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)", t->id);
-		drop_task(a, t);
-	}
-}
-
-/* Asks the executor about the task dirs without a recorded exit: it takes
- * back what still runs, reports what ended, and removes every other run
- * labelled for this host (orphans). Lock held. */
-static int adopt_runs(struct agent *a, struct agent_task **pending, size_t n, struct err *e)
-{
-	struct exec_adopt *runs = xcalloc(n + 1, sizeof *runs);
-	char(*logs)[700] = xcalloc(n + 1, sizeof *logs);
-	for (size_t i = 0; i < n; i++) {
-		str_copy(runs[i].task_id, sizeof runs[i].task_id, pending[i]->id);
-		task_log_path(a, pending[i]->id, logs[i], sizeof logs[i]);
-		runs[i].log_path = logs[i];
-	}
-	int rc = a->exec->adopt(a->exec, a->cfg.host, runs, (int)n, e);
-	for (size_t i = 0; i < n; i++)
-		apply_adopted(a, pending[i], rc == 0 ? &runs[i] : &(struct exec_adopt){.state = EXEC_ADOPT_GONE});
-	free(runs);
-	free(logs);
-	return rc;
-}
-
 /* Exits in the journal whose task dir still exists were not delivered:
- * report them again. Task dirs without an exit are the executor's to adopt
- * (adopt_runs); what it cannot take back is forgotten and the node requeues
- * it. Then the journal is rewritten with what is still owed. Lock held. */
+ * report them again. Task dirs without an exit died with the old agent (or
+ * still run as orphans we cannot watch): kill and forget them, and the node
+ * requeues them. Then the journal is rewritten with what is still owed.
+ * Lock held. */
 static int recover_tasks(struct agent *a, struct err *e)
 {
-	size_t n_exits, n_pending = 0, cap = 16;
+	size_t n_exits;
 	struct exec_exit *exits = journal_load(a, &n_exits);
-	struct agent_task **pending = xcalloc(cap, sizeof *pending);
 	char path[600];
 	snprintf(path, sizeof path, "%s/tasks", a->cfg.state_dir);
 	DIR *d = opendir(path);
@@ -343,19 +315,16 @@ static int recover_tasks(struct agent *a, struct err *e)
 			t->exit = *x;
 			t->started = t->exited = t->running_reported = true;
 			log_msg("info", "agent", "task=%s recovered exit code=%d", t->id, x->exit_code);
-			continue;
+		} else {
+			kill_orphans(t->id, a->cfg.host);
+			log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)",
+				t->id);
+			drop_task(a, t);
 		}
-		if (n_pending == cap)
-			pending = xrealloc(pending, (cap *= 2) * sizeof *pending);
-		pending[n_pending++] = t;
 	}
 	if (d)
 		closedir(d);
 	free(exits);
-	struct err ae;
-	if (adopt_runs(a, pending, n_pending, &ae) < 0)
-		log_msg("warn", "agent", "%s could not look for its runs: %s", a->exec->name, ae.msg);
-	free(pending);
 	return journal_rewrite(a, a->tasks, e);
 }
 
