@@ -80,10 +80,13 @@ Test(pool, reregistration_keeps_books_of_gpus_that_stay)
 	pool_set_gpu_draining(p, &h->gpus[3], true);
 	uint64_t v = p->version;
 
-	/* The agent comes back: GPU 0 is gone, 1..3 stay (in another order), one is new. */
+	/* The agent comes back: GPU 0 is gone, 1..3 stay (in another order), one is new.
+	 * Health is the agent's to say (it now reports GPU 2 degraded, not unhealthy:
+	 * the report wins); the allocation and the operator's drain are the node's books. */
 	struct gpu g[4];
 	fill_gpus(g, 4, "a", 0);
 	struct gpu again[4] = { g[3], g[2], g[1], g[0] };
+	again[1].health = GPU_DEGRADED;
 	snprintf(again[3].uuid, sizeof again[3].uuid, "GPU-a-new");
 	struct host *h2 = pool_upsert_host(p, "a", again, 4, 64000, 100000);
 	cr_assert_eq(h2, h);
@@ -91,7 +94,7 @@ Test(pool, reregistration_keeps_books_of_gpus_that_stay)
 	cr_assert_eq(p->n_hosts, 1);
 	struct gpu *g1 = pool_find_gpu(p, "GPU-a-1");
 	cr_assert_eq(g1->milli_alloc, 300);
-	cr_assert_eq(pool_find_gpu(p, "GPU-a-2")->health, GPU_UNHEALTHY);
+	cr_assert_eq(pool_find_gpu(p, "GPU-a-2")->health, GPU_DEGRADED);
 	cr_assert(pool_find_gpu(p, "GPU-a-3")->draining);
 	cr_assert_null(pool_find_gpu(p, "GPU-a-0"));
 	struct gpu *fresh = pool_find_gpu(p, "GPU-a-new");
