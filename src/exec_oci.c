@@ -1,0 +1,348 @@
+/* exec_oci.c — the OCI backend: construction, the runtime pick, and the
+ * small vtable calls (prepare, stop, usage, cleanup, running, destroy).
+ * Starting is in exec_oci_start.c, waiting in exec_oci_wait.c, adoption
+ * after a restart in exec_oci_adopt.c. */
+#include "exec_oci.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/pidfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec_oci_backend.h"
+#include "image_store.h"
+#include "image_store_fs.h"
+#include "util.h"
+
+extern char **environ;
+
+/* --- the runtime ------------------------------------------------------- */
+
+static bool find_in_path(const char *name, char *out, size_t cap)
+{
+	if (strchr(name, '/')) {
+		snprintf(out, cap, "%s", name);
+		return access(out, X_OK) == 0;
+	}
+	const char *env = getenv("PATH");
+	char path[2048];
+	/* sbin too: runc lives in /usr/sbin, which a user's PATH may lack. */
+	snprintf(path, sizeof path, "%s:/usr/local/sbin:/usr/sbin:/sbin", env ? env : "/usr/bin:/bin");
+	for (char *save = NULL, *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		snprintf(out, cap, "%s/%s", dir, name);
+		if (access(out, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* crun 1.8 refuses hybrid cgroups (v1 controllers plus a v2 mount that
+ * still holds one, e.g. hugetlb); scripts/crun_cgroup_fix.sh moves it. */
+static bool crun_cgroups_ok(void)
+{
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
+		return true; /* pure v2 */
+	FILE *f = fopen("/sys/fs/cgroup/unified/cgroup.controllers", "re");
+	if (!f)
+		return true; /* pure v1 */
+	int c = fgetc(f);
+	fclose(f);
+	return c == EOF || c == '\n';
+}
+
+const char *exec_oci_find_runtime(const char *runtime)
+{
+	static char found[256];
+	if (runtime && *runtime)
+		return find_in_path(runtime, found, sizeof found) ? found : NULL;
+	/* crun starts a container in about half runc's time (no Go runtime). */
+	if (crun_cgroups_ok() && find_in_path("crun", found, sizeof found))
+		return found;
+	return find_in_path("runc", found, sizeof found) ? found : NULL;
+}
+
+/* gpunode-shim beside the running binary, or $GPUNODE_SHIM. */
+static bool find_shim(char *out, size_t cap)
+{
+	const char *env = getenv("GPUNODE_SHIM");
+	if (env && *env) {
+		snprintf(out, cap, "%s", env);
+		return access(out, X_OK) == 0;
+	}
+	char self[OCI_PATH_MAX - 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return false;
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	*slash = 0;
+	snprintf(out, cap, "%s/gpunode-shim", self);
+	return access(out, X_OK) == 0;
+}
+
+/* --- shared helpers ---------------------------------------------------- */
+
+void oci_bundle_path(const struct oci_backend *o, const char *id, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s", o->bundles, id);
+}
+
+void oci_cgroup_path(const char *host, const char *id, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/gpunode/%s/%s", host && *host ? host : "local", id);
+}
+
+int oci_task_find(const struct oci_backend *o, const char *id)
+{
+	for (int i = 0; i < o->n; i++)
+		if (strcmp(o->tasks[i].id, id) == 0)
+			return i;
+	return -1;
+}
+
+struct oci_task *oci_task_add(struct oci_backend *o, const char *id)
+{
+	if (o->n == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 64;
+		o->tasks = xrealloc(o->tasks, (size_t)o->cap * sizeof *o->tasks);
+	}
+	struct oci_task *t = &o->tasks[o->n++];
+	memset(t, 0, sizeof *t);
+	str_copy(t->id, sizeof t->id, id);
+	t->shim_pidfd = t->init_pidfd = -1;
+	eventfd_write(o->wake_fd, 1);
+	return t;
+}
+
+void oci_bundle_remove(const char *bundle)
+{
+	char rootfs[OCI_PATH_MAX + 16];
+	snprintf(rootfs, sizeof rootfs, "%s/rootfs", bundle);
+	umount2(rootfs, MNT_DETACH); /* EINVAL when the shim already did it */
+	fs_remove_tree(bundle);
+}
+
+void oci_runtime_delete(const struct oci_backend *o, const char *id)
+{
+	char *argv[] = {(char *)o->runtime, "--root", (char *)o->root, "delete", "--force", (char *)id, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	/* "container does not exist" is the usual, harmless answer. */
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	if (posix_spawn(&pid, o->runtime, &fa, NULL, argv, environ) == 0)
+		waitpid(pid, NULL, 0);
+	posix_spawn_file_actions_destroy(&fa);
+}
+
+pid_t oci_pid_read(const char *bundle, const char *file)
+{
+	char path[OCI_PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/%s", bundle, file);
+	FILE *f = fopen(path, "re");
+	long pid = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = -1;
+		fclose(f);
+	}
+	return (pid_t)pid;
+}
+
+int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x)
+{
+	char path[OCI_PATH_MAX + 32], line[256] = "";
+	snprintf(path, sizeof path, "%s/%s", bundle, OCI_FILE_EXIT);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	bool ok = fgets(line, sizeof line, f) != NULL;
+	fclose(f);
+	struct oci_exit_record r;
+	if (!ok || oci_exit_record_parse(line, &r) < 0)
+		return -1;
+	memset(x, 0, sizeof *x);
+	str_copy(x->task_id, sizeof x->task_id, id);
+	x->exit_code = r.exit_code;
+	x->signal = r.signal;
+	x->usage.cpu_seconds = r.stats.cpu_ns > 0 ? (double)r.stats.cpu_ns / 1e9 : 0;
+	x->usage.peak_mem_bytes = r.stats.peak_bytes > 0 ? r.stats.peak_bytes : 0;
+	if (r.stats.oom_kills > 0 && r.exit_code != 0)
+		exec_exit_set_failure(x, EXEC_REASON_OOM, "killed by the kernel's OOM killer at its memory limit "
+				      "(peak %lld MiB)", (long long)(r.stats.peak_bytes >> 20));
+	return 0;
+}
+
+/* --- vtable ------------------------------------------------------------ */
+
+static int oci_prepare(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e)
+{
+	struct oci_backend *o = as_oci(b);
+	struct image img;
+	if (!s->image || !*s->image) {
+		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
+		return err_set(e, ERR_INVALID, "the oci executor runs tasks in images: submit with --image NAME");
+	}
+	if (image_load(o->store, s->image, &img, e) < 0) {
+		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
+		return -1;
+	}
+	image_free(&img);
+	return 0;
+}
+
+static int oci_stop(struct exec_backend *b, const char *task_id, int grace_ms)
+{
+	struct oci_backend *o = as_oci(b);
+	pthread_mutex_lock(&o->mu);
+	int i = oci_task_find(o, task_id);
+	if (i >= 0) {
+		struct oci_task *t = &o->tasks[i];
+		/* init is pid 1 of its namespace: SIGTERM reaches it only if it
+		 * handles it; SIGKILL (after the grace) takes the whole namespace. */
+		if (t->init_pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, t->init_pidfd, SIGTERM, NULL, 0);
+		int64_t at = mono_ns() + (int64_t)grace_ms * 1000000;
+		if (!t->kill_at_ns || at < t->kill_at_ns)
+			t->kill_at_ns = at;
+	}
+	pthread_mutex_unlock(&o->mu);
+	eventfd_write(o->wake_fd, 1);
+	return i >= 0 ? 0 : -1;
+}
+
+static int oci_usage(struct exec_backend *b, const char *task_id, struct exec_usage *out)
+{
+	struct oci_backend *o = as_oci(b);
+	char cg[256] = "";
+	pthread_mutex_lock(&o->mu);
+	int i = oci_task_find(o, task_id);
+	if (i >= 0)
+		str_copy(cg, sizeof cg, o->tasks[i].cgroup);
+	pthread_mutex_unlock(&o->mu);
+	if (i < 0)
+		return -1;
+	struct oci_cgroup_stats st;
+	oci_cgroup_read(cg, &st);
+	out->cpu_seconds = st.cpu_ns > 0 ? (double)st.cpu_ns / 1e9 : 0;
+	out->peak_mem_bytes = st.peak_bytes > 0 ? st.peak_bytes : 0;
+	return 0;
+}
+
+static void oci_cleanup(struct exec_backend *b, const char *task_id)
+{
+	struct oci_backend *o = as_oci(b);
+	pthread_mutex_lock(&o->mu);
+	bool running = oci_task_find(o, task_id) >= 0;
+	pthread_mutex_unlock(&o->mu);
+	if (running)
+		return; /* a new run of the same task started meanwhile: it owns the bundle */
+	char bundle[OCI_PATH_MAX];
+	oci_bundle_path(o, task_id, bundle, sizeof bundle);
+	char exit_file[OCI_PATH_MAX + 16];
+	snprintf(exit_file, sizeof exit_file, "%s/%s", bundle, OCI_FILE_EXIT);
+	if (access(bundle, F_OK) != 0)
+		return;
+	/* The shim deletes the container before it writes the exit; without
+	 * an exit file the shim died early and the container may remain. */
+	if (access(exit_file, F_OK) != 0)
+		oci_runtime_delete(o, task_id);
+	oci_bundle_remove(bundle);
+}
+
+static int oci_running(struct exec_backend *b)
+{
+	struct oci_backend *o = as_oci(b);
+	pthread_mutex_lock(&o->mu);
+	int n = o->n;
+	pthread_mutex_unlock(&o->mu);
+	return n;
+}
+
+/* Kills every container it runs; their shims then write exits and delete
+ * them, and a later agent's adopt finds and clears what remains. */
+static void oci_destroy(struct exec_backend *b)
+{
+	struct oci_backend *o = as_oci(b);
+	for (int i = 0; i < o->n; i++) {
+		struct oci_task *t = &o->tasks[i];
+		if (t->init_pidfd >= 0) {
+			syscall(SYS_pidfd_send_signal, t->init_pidfd, SIGKILL, NULL, 0);
+			close(t->init_pidfd);
+		}
+		if (t->shim_is_child)
+			waitpid(t->shim_pid, NULL, 0);
+		if (t->shim_pidfd >= 0)
+			close(t->shim_pidfd);
+	}
+	free(o->tasks);
+	gpu_mounts_free(o->cdi_mounts, o->n_cdi_mounts);
+	close(o->wake_fd);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+static int make_dirs(struct oci_backend *o, const char *state_dir, struct err *e)
+{
+	image_store_dir(state_dir, o->store, sizeof o->store);
+	snprintf(o->bundles, sizeof o->bundles, "%s/oci/bundles", state_dir);
+	snprintf(o->root, sizeof o->root, "%s/oci/root", state_dir);
+	/* overlayfs splits its options on ',' and ':' */
+	if (strpbrk(state_dir, ",:"))
+		return err_set(e, ERR_INVALID, "state dir %s: the oci executor needs a path without ',' or ':'",
+			       state_dir);
+	if (fs_mkdir_p(o->bundles, e) < 0 || fs_mkdir_p(o->root, e) < 0)
+		return -1;
+	return gpu_cdi_mounts(NULL, &o->cdi_mounts, &o->n_cdi_mounts, e);
+}
+
+struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, struct err *e)
+{
+	const char *rt = exec_oci_find_runtime(runtime);
+	if (!rt) {
+		err_set(e, ERR_UNAVAILABLE, runtime ? "OCI runtime \"%s\" not found" :
+			"no OCI runtime found (%s): apt-get install crun or runc", runtime ? runtime : "crun, runc");
+		return NULL;
+	}
+	struct oci_backend *o = xcalloc(1, sizeof *o);
+	str_copy(o->runtime, sizeof o->runtime, rt);
+	if (!find_shim(o->shim, sizeof o->shim)) {
+		err_set(e, ERR_UNAVAILABLE, "gpunode-shim not found beside the gpunode binary (or $GPUNODE_SHIM)");
+		free(o);
+		return NULL;
+	}
+	o->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (o->wake_fd < 0 || make_dirs(o, state_dir, e) < 0) {
+		if (o->wake_fd < 0)
+			err_set(e, ERR_INTERNAL, "eventfd: %s", strerror(errno));
+		else
+			close(o->wake_fd);
+		free(o);
+		return NULL;
+	}
+	pthread_mutex_init(&o->mu, NULL);
+	o->base = (struct exec_backend){
+		.name = "oci",
+		.prepare = oci_prepare,
+		.start = oci_start,
+		.stop = oci_stop,
+		.wait_exit = oci_wait_exit,
+		.usage = oci_usage,
+		.cleanup = oci_cleanup,
+		.adopt = oci_adopt,
+		.running = oci_running,
+		.destroy = oci_destroy,
+	};
+	log_msg("info", "exec", "oci executor: runtime=%s images=%s", o->runtime, o->store);
+	return &o->base;
+}

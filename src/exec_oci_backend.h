@@ -1,0 +1,76 @@
+/* exec_oci_backend.h — the OCI backend's state, shared by its files
+ * (exec_oci.c: setup and the small calls; exec_oci_start.c; exec_oci_wait.c;
+ * exec_oci_adopt.c). */
+#ifndef GPUNODE_EXEC_OCI_BACKEND_H
+#define GPUNODE_EXEC_OCI_BACKEND_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exec.h"
+#include "exec_oci_impl.h"
+#include "gpu_devnodes.h"
+
+#define OCI_PATH_MAX 1024
+
+struct oci_task {
+	char id[TASK_ID_LEN + 1];
+	char bundle[OCI_PATH_MAX];
+	char cgroup[256];
+	pid_t shim_pid;
+	int shim_pidfd;
+	bool shim_is_child; /* false once adopted: a restarted agent is not its parent */
+	int init_pidfd;     /* the container's init: stop signals go here; -1 if unknown */
+	int64_t timeout_at_ns; /* 0: no timeout */
+	int timeout_grace_ms;
+	int64_t kill_at_ns;    /* 0: no stop requested */
+	bool killed, timed_out;
+};
+
+struct oci_backend {
+	struct exec_backend base;
+	pthread_mutex_t mu;
+	struct oci_task *tasks;
+	int n, cap;
+	int wake_fd; /* eventfd: the watched set or a deadline changed */
+	char runtime[256];  /* absolute path of runc or crun */
+	char shim[OCI_PATH_MAX];
+	char store[OCI_PATH_MAX];   /* STATE/images */
+	char bundles[OCI_PATH_MAX]; /* STATE/oci/bundles */
+	char root[OCI_PATH_MAX];    /* STATE/oci/root, the runtime's --root */
+	struct gpu_mount *cdi_mounts; /* driver files for real GPUs (read once) */
+	int n_cdi_mounts;
+};
+
+static inline struct oci_backend *as_oci(struct exec_backend *b)
+{
+	return (struct oci_backend *)b;
+}
+
+/* BUNDLES/ID and the task's cgroup path. */
+void oci_bundle_path(const struct oci_backend *o, const char *id, char *buf, size_t cap);
+void oci_cgroup_path(const char *host, const char *id, char *buf, size_t cap);
+
+/* Adds a watched run (lock held) and wakes wait_exit. */
+struct oci_task *oci_task_add(struct oci_backend *o, const char *id);
+/* Index of id among the watched runs, or -1. Lock held. */
+int oci_task_find(const struct oci_backend *o, const char *id);
+
+/* Unmounts the bundle's rootfs and removes the bundle. */
+void oci_bundle_remove(const char *bundle);
+/* `RUNTIME --root ROOT delete --force ID`, waited for. */
+void oci_runtime_delete(const struct oci_backend *o, const char *id);
+
+/* Fills x from the bundle's exit file: -1 when there is none (the shim died
+ * before it could write one). */
+int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x);
+/* Reads a pid file in the bundle; -1 if absent. */
+pid_t oci_pid_read(const char *bundle, const char *file);
+
+int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e);
+int oci_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out);
+int oci_adopt(struct exec_backend *b, const char *host, struct exec_adopt *runs, int n, struct err *e);
+
+#endif

@@ -1,0 +1,247 @@
+/* exec_oci_start.c — starting a task's container: the bundle (an overlay of
+ * the image's rootfs with a private upper dir, and config.json), then the
+ * shim, whose word on fd 3 says whether the container runs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec_oci_backend.h"
+#include "image_store.h"
+#include "image_store_fs.h"
+#include "oci_spec.h"
+#include "util.h"
+
+/* Long enough for a loaded host's runtime; a start that hangs longer is a
+ * start that failed. */
+#define SHIM_READY_TIMEOUT_MS 60000
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* BUNDLE/{upper,work,rootfs}, rootfs an overlay: the image stays read-only
+ * and shared, each run writes only its own upper dir. */
+static int mount_rootfs(const char *bundle, const char *lower, struct err *e)
+{
+	const char *dirs[] = {"upper", "work", "rootfs"};
+	char path[OCI_PATH_MAX + 16];
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", bundle, dirs[i]);
+		if (mkdir(path, 0755) < 0)
+			return err_set(e, ERR_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+	}
+	char opts[2 * OCI_PATH_MAX + 4096 + 64];
+	snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, bundle, bundle);
+	if (mount("overlay", path, "overlay", MS_NODEV, opts) < 0)
+		return err_set(e, ERR_INTERNAL, "cannot mount the overlay rootfs at %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* The image's variables (PATH...), then exec_env_build's list (the task's
+ * own and the GPU variables last), later entries replacing earlier ones of
+ * the same name, so exactly one of each reaches the task. */
+static char **container_env(const struct exec_spec *s, char **image_env)
+{
+	const char *path = DEFAULT_PATH;
+	for (char **p = image_env; p && *p; p++)
+		if (strncmp(*p, "PATH=", 5) == 0)
+			path = *p + 5;
+	int n_task;
+	char **task_env = exec_env_build(s, path, OCI_SCRATCH_PATH, &n_task);
+	int n_img = 0;
+	while (image_env && image_env[n_img])
+		n_img++;
+	char **env = xcalloc((size_t)(n_img + n_task) + 1, sizeof *env);
+	int k = 0;
+	for (int i = 0; i < n_img + n_task; i++) {
+		const char *v = i < n_img ? image_env[i] : task_env[i - n_img];
+		size_t key = strcspn(v, "=");
+		for (int j = 0; j < k; j++)
+			if (strncmp(env[j], v, key + 1) == 0) {
+				free(env[j]);
+				env[j] = env[--k];
+				break;
+			}
+		env[k++] = xstrdup(v);
+	}
+	exec_env_free(task_env);
+	return env;
+}
+
+static int write_config(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+			const struct image *img, struct err *e)
+{
+	char **env = container_env(s, img->env);
+	struct oci_spec_input in = {
+		.task_id = s->task_id,
+		.host = s->host,
+		.argv = s->argv,
+		.env = env,
+		.rootfs = "rootfs",
+		.readonly_rootfs = s->readonly_rootfs,
+		.scratch_dir = s->workdir,
+		.memory_bytes = s->memory_bytes,
+		.cpu_milli = s->cpu_milli,
+		.pids_limit = s->pids_limit ? s->pids_limit : EXEC_PIDS_DEFAULT,
+		.network = s->network,
+		.cgroups_path = cgroup,
+		.devnodes = s->devnodes,
+		.n_devnodes = s->n_devnodes,
+		.mounts = s->real_gpus ? o->cdi_mounts : NULL,
+		.n_mounts = s->real_gpus ? o->n_cdi_mounts : 0,
+	};
+	int rc = oci_spec_write(bundle, &in, e);
+	for (char **p = env; *p; p++)
+		free(*p);
+	free(env);
+	return rc;
+}
+
+static int spawn_shim(struct oci_backend *o, const char *bundle, const char *id, const char *cgroup,
+		      const char *log_path, int ready_w, pid_t *pid, struct err *e)
+{
+	int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (logfd < 0)
+		return err_set(e, ERR_INTERNAL, "cannot open log %s: %s", log_path, strerror(errno));
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, logfd, 1);
+	posix_spawn_file_actions_adddup2(&fa, logfd, 2);
+	posix_spawn_file_actions_adddup2(&fa, ready_w, OCI_SHIM_READY_FD);
+	posix_spawnattr_init(&attr);
+	/* Its own session: a Ctrl-C or the agent's death does not reach it,
+	 * and default signals and an empty mask, whatever the agent blocks. */
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	char *argv[] = {o->shim, o->runtime, o->root, (char *)bundle, (char *)id, (char *)cgroup, NULL};
+	extern char **environ;
+	int rc = posix_spawn(pid, o->shim, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(logfd);
+	if (rc != 0)
+		return err_set(e, ERR_INTERNAL, "cannot run %s: %s", o->shim, strerror(rc));
+	return 0;
+}
+
+/* Reads the shim's one line: 0 for "ok", else -1 with its reason in e;
+ * *answered false when it said nothing in time. */
+static int await_ready(int ready_r, bool *answered, struct err *e)
+{
+	struct pollfd p = {.fd = ready_r, .events = POLLIN};
+	char buf[256];
+	ssize_t n = 0;
+	if (poll(&p, 1, SHIM_READY_TIMEOUT_MS) > 0)
+		n = read(ready_r, buf, sizeof buf - 1);
+	*answered = n > 0;
+	if (n <= 0)
+		return err_set(e, ERR_INTERNAL, "the container did not start within %d s", SHIM_READY_TIMEOUT_MS / 1000);
+	buf[n] = 0;
+	if (strncmp(buf, "ok", 2) == 0)
+		return 0;
+	return err_set(e, ERR_INTERNAL, "%s", strncmp(buf, "error: ", 7) == 0 ? buf + 7 : buf);
+}
+
+/* Records the running container; its init's pidfd lets stop signal it. */
+static void watch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+		  pid_t shim, int shim_pidfd)
+{
+	pid_t init = oci_pid_read(bundle, OCI_FILE_INIT_PID);
+	pthread_mutex_lock(&o->mu);
+	struct oci_task *t = oci_task_add(o, s->task_id);
+	str_copy(t->bundle, sizeof t->bundle, bundle);
+	str_copy(t->cgroup, sizeof t->cgroup, cgroup);
+	t->shim_pid = shim;
+	t->shim_pidfd = shim_pidfd;
+	t->shim_is_child = true;
+	t->init_pidfd = init > 0 ? pidfd_open(init, 0) : -1;
+	if (s->timeout_ms > 0) {
+		t->timeout_at_ns = mono_ns() + s->timeout_ms * 1000000;
+		t->timeout_grace_ms = s->stop_grace_ms;
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
+static int launch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+		  struct err *e)
+{
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return err_set(e, ERR_INTERNAL, "pipe: %s", strerror(errno));
+	pid_t shim;
+	int rc = spawn_shim(o, bundle, s->task_id, cgroup, s->log_path, ready[1], &shim, e);
+	close(ready[1]);
+	if (rc == 0) {
+		char pidtext[32];
+		char pidfile[OCI_PATH_MAX + 16];
+		snprintf(pidfile, sizeof pidfile, "%s/%s", bundle, OCI_FILE_SHIM_PID);
+		snprintf(pidtext, sizeof pidtext, "%d\n", (int)shim);
+		struct err we;
+		write_file_atomic(pidfile, pidtext, 0644, &we);
+		bool answered;
+		rc = await_ready(ready[0], &answered, e);
+		int pidfd = rc == 0 ? pidfd_open(shim, 0) : -1;
+		if (rc == 0 && pidfd < 0)
+			rc = err_set(e, ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
+		if (rc == 0) {
+			watch(o, s, bundle, cgroup, shim, pidfd);
+		} else {
+			/* A shim that answered is deleting what it made and exits;
+			 * a silent one is stopped here. */
+			if (!answered)
+				kill(shim, SIGKILL);
+			waitpid(shim, NULL, 0);
+			if (!answered)
+				oci_runtime_delete(o, s->task_id);
+		}
+	}
+	close(ready[0]);
+	return rc;
+}
+
+int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e)
+{
+	struct oci_backend *o = as_oci(b);
+	struct image img;
+	if (!s->image || !*s->image || image_load(o->store, s->image, &img, e) < 0) {
+		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
+		if (!s->image || !*s->image)
+			err_set(e, ERR_INVALID, "the oci executor runs tasks in images: submit with --image NAME");
+		return -1;
+	}
+	str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_START_FAILED);
+	char bundle[OCI_PATH_MAX], cgroup[256];
+	oci_bundle_path(o, s->task_id, bundle, sizeof bundle);
+	oci_cgroup_path(s->host, s->task_id, cgroup, sizeof cgroup);
+	/* A bundle left by an earlier run of this task (a retry on this host). */
+	if (access(bundle, F_OK) == 0) {
+		oci_runtime_delete(o, s->task_id);
+		oci_bundle_remove(bundle);
+	}
+	int rc = mkdir(bundle, 0700) < 0 ? err_set(e, ERR_INTERNAL, "cannot create %s: %s", bundle, strerror(errno))
+					 : 0;
+	if (rc == 0)
+		rc = mount_rootfs(bundle, img.rootfs, e);
+	if (rc == 0)
+		rc = write_config(o, s, bundle, cgroup, &img, e);
+	if (rc == 0)
+		rc = launch(o, s, bundle, cgroup, e);
+	image_free(&img);
+	if (rc < 0)
+		oci_bundle_remove(bundle);
+	return rc;
+}

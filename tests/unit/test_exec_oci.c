@@ -1,0 +1,329 @@
+/* Tests of the OCI backend against the real runtimes: every test runs under
+ * runc and under crun (scripts/crun_cgroup_fix.sh must have run on hybrid
+ * cgroup hosts), with a real busybox image imported into the real image
+ * store and simulated GPUs' stand-in device nodes. Needs root. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec_oci.h"
+#include "gpu_devnodes.h"
+#include "image_store.h"
+#include "util.h"
+
+static char dir[64], state[128], standins[160];
+
+static void setup(void)
+{
+	log_set_quiet(true);
+	strcpy(dir, "/tmp/gpunode-oci-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(state, sizeof state, "%s/agent", dir);
+	snprintf(standins, sizeof standins, "%s/devnodes", state);
+	const char *src = getenv("GPUNODE_SRC");
+	cr_assert_not_null(src, "GPUNODE_SRC must name the source tree (meson sets it)");
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "%s/tests/images/make_busybox_images.sh %s/img", src, dir);
+	cr_assert_eq(system(cmd), 0);
+	char store[256], tar[256];
+	struct err e;
+	image_store_dir(state, store, sizeof store);
+	snprintf(tar, sizeof tar, "%s/img/oci-layout.tar", dir);
+	cr_assert_eq(image_import(store, tar, "busybox:local", NULL, NULL, NULL, &e), 0, "%s", e.msg);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	system(cmd);
+}
+
+/* Parameters are indexes: Criterion's workers do not share the runner's
+ * address space, so a pointer parameter would dangle. */
+static const char *const runtime_names[] = {"runc", "crun"};
+static int runtime_ids[] = {0, 1};
+#define RUNTIME_PARAMS(name) \
+	ParameterizedTestParameters(oci, name) { return cr_make_param_array(int, runtime_ids, 2); }
+
+RUNTIME_PARAMS(runs)
+
+static struct exec_backend *backend(const char *runtime)
+{
+	struct err e;
+	struct exec_backend *b = exec_oci_new(state, runtime, &e);
+	cr_assert_not_null(b, "%s", e.msg);
+	return b;
+}
+
+struct run {
+	char id[TASK_ID_LEN + 1];
+	char log[256], scratch[256];
+	char *argv[4];
+	struct exec_spec s;
+};
+
+static const char uuids[2][TASK_GPU_UUID_MAX] = {"GPU-sim-0", "GPU-sim-1"};
+
+static void run_init(struct run *r, int n, const char *script)
+{
+	snprintf(r->id, sizeof r->id, "00000000000a%08d", n);
+	snprintf(r->log, sizeof r->log, "%s/%s.log", dir, r->id);
+	snprintf(r->scratch, sizeof r->scratch, "%s/scratch-%s", dir, r->id);
+	cr_assert_eq(mkdir(r->scratch, 0700), 0);
+	r->argv[0] = "sh";
+	r->argv[1] = "-c";
+	r->argv[2] = (char *)script;
+	r->argv[3] = NULL;
+	r->s = (struct exec_spec){.task_id = r->id, .host = "test-host", .argv = r->argv, .argc = 3,
+				  .workdir = r->scratch, .log_path = r->log, .image = "busybox:local"};
+}
+
+static int start(struct exec_backend *b, struct run *r, struct err *e)
+{
+	char reason[EXEC_REASON_MAX] = "";
+	if (b->prepare(b, &r->s, reason, e) < 0 || b->start(b, &r->s, reason, e) < 0)
+		return -1;
+	return 0;
+}
+
+static void wait_one(struct exec_backend *b, struct exec_exit *x)
+{
+	cr_assert_eq(b->wait_exit(b, 30000, x), 1, "no exit within 30 s");
+}
+
+static char *read_log(const struct run *r)
+{
+	static char buf[8192];
+	FILE *f = fopen(r->log, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+ParameterizedTest(int *rt_id, oci, runs, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	run_init(&r, 1, "echo hello from $GPUNODE_TASK_ID; echo $IMAGE_VAR; pwd; touch /scratch/out; "
+			"grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status; exit 3");
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert_str_eq(x.task_id, r.id);
+	cr_assert_eq(x.exit_code, 3);
+	cr_assert_str_eq(x.failure_reason, "");
+	char *log = read_log(&r);
+	cr_assert_not_null(strstr(log, "hello from 00000000000a00000001"), "%s", log);
+	cr_assert_not_null(strstr(log, "from-image"), "the image's env reaches the task: %s", log);
+	cr_assert_not_null(strstr(log, "/scratch\n"), "cwd is the scratch dir: %s", log);
+	cr_assert_not_null(strstr(log, "CapEff:\t00000000000004fb"), "%s", log);
+	cr_assert_not_null(strstr(log, "NoNewPrivs:\t1"), "%s", log);
+	char out[300];
+	snprintf(out, sizeof out, "%s/out", r.scratch);
+	cr_assert_eq(access(out, F_OK), 0, "the scratch dir is the host's");
+	b->cleanup(b, r.id);
+	char bundle[256];
+	snprintf(bundle, sizeof bundle, "%s/oci/bundles/%s", state, r.id);
+	cr_assert_neq(access(bundle, F_OK), 0, "cleanup removed the bundle");
+	b->destroy(b);
+}
+
+RUNTIME_PARAMS(seccomp_and_isolation)
+ParameterizedTest(int *rt_id, oci, seccomp_and_isolation, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	/* mount and unshare are denied by seccomp; no network but loopback;
+	 * the host's processes are invisible; the root is the image's. */
+	run_init(&r, 2, "mount -t tmpfs x /mnt 2>&1; unshare -n true 2>&1; ls /sys/class/net; "
+			"echo pid1=$(cat /proc/1/comm); ls /etc/layer2");
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	struct exec_exit x;
+	wait_one(b, &x);
+	char *log = read_log(&r);
+	cr_assert_not_null(strstr(log, "mount: permission denied"), "%s", log);
+	cr_assert_not_null(strstr(log, "unshare: unshare(0x40000000): Operation not permitted"), "%s", log);
+	cr_assert_not_null(strstr(log, "lo\n"), "%s", log);
+	cr_assert_null(strstr(log, "eth"), "no host interface in the container: %s", log);
+	cr_assert_not_null(strstr(log, "pid1=sh"), "its own pid namespace: %s", log);
+	cr_assert_not_null(strstr(log, "/etc/layer2"), "%s", log);
+	b->destroy(b);
+}
+
+RUNTIME_PARAMS(memory_limit_oom)
+ParameterizedTest(int *rt_id, oci, memory_limit_oom, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	/* dd's 64 MiB buffer is filled from /dev/zero: 64 MiB touched. */
+	run_init(&r, 3, "dd if=/dev/zero of=/dev/null bs=64M count=2");
+	r.s.memory_bytes = 16 << 20;
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert_str_eq(x.failure_reason, "oom", "code %d: %s", x.exit_code, read_log(&r));
+	cr_assert_eq(x.exit_code, 137);
+	cr_assert_gt(x.usage.peak_mem_bytes, 8 << 20);
+	cr_assert_leq(x.usage.peak_mem_bytes, 16 << 20);
+	b->destroy(b);
+}
+
+RUNTIME_PARAMS(timeout_then_kill)
+ParameterizedTest(int *rt_id, oci, timeout_then_kill, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	/* sh as pid 1 ignores SIGTERM: only the SIGKILL after the grace ends it. */
+	run_init(&r, 4, "sleep 60");
+	r.s.timeout_ms = 300;
+	r.s.stop_grace_ms = 200;
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert_str_eq(x.failure_reason, "timeout");
+	cr_assert_eq(x.signal, SIGKILL);
+	b->destroy(b);
+}
+
+RUNTIME_PARAMS(gpu_devices)
+ParameterizedTest(int *rt_id, oci, gpu_devices, .init = setup, .fini = teardown)
+{
+	struct gpu gpus[2] = {{.index = 0, .simulated = true}, {.index = 1, .simulated = true}};
+	str_copy(gpus[0].uuid, sizeof gpus[0].uuid, uuids[0]);
+	str_copy(gpus[1].uuid, sizeof gpus[1].uuid, uuids[1]);
+	struct err e;
+	cr_assert_eq(gpu_devnodes_create_standins(standins, "test-host", gpus, 2, &e), 0, "%s", e.msg);
+	struct gpu_devnode nodes[GPU_DEVNODES_MAX];
+	int n;
+	cr_assert_eq(gpu_devnodes_for_task(gpus, 2, &uuids[1], 1, "test-host", standins, NULL, nodes, &n, &e), 0);
+	unsigned major, mine, other;
+	gpu_devnodes_standin_numbers("test-host", 1, &major, &mine);
+	gpu_devnodes_standin_numbers("test-host", 0, &major, &other);
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	run_init(&r, 5, "ls /dev; echo $NVIDIA_VISIBLE_DEVICES; cat /dev/nvidia1; mknod /tmp/x c 120 1 2>&1; "
+			"sleep 30");
+	r.s.gpu_uuids = &uuids[1];
+	r.s.n_gpus = 1;
+	r.s.devnodes = nodes;
+	r.s.n_devnodes = n;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	/* CAP_MKNOD is given back to one exec'd process, so that only the
+	 * device cgroup stands between it and the other GPU's node. In /dev:
+	 * the rootfs is mounted nodev. */
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "%s --root %s/oci/root exec --cap CAP_MKNOD %s sh -c 'mknod /dev/mine c %u %u && "
+		 "cat /dev/mine; mknod /dev/other c %u %u && cat /dev/other' > %s/exec.out 2>&1",
+		 runtime_names[*rt_id], state, r.id, major, mine, major, other, dir);
+	system(cmd);
+	b->stop(b, r.id, 0);
+	struct exec_exit x;
+	wait_one(b, &x);
+	char *log = read_log(&r);
+	cr_assert_not_null(strstr(log, "nvidia1\n"), "%s", log);
+	cr_assert_null(strstr(log, "nvidia0"), "another GPU's node is visible: %s", log);
+	cr_assert_null(strstr(log, "nvidiactl"), "%s", log);
+	cr_assert_not_null(strstr(log, "GPU-sim-1\n"), "%s", log);
+	cr_assert_not_null(strstr(log, "No such device or address"), "its own node opens (no driver): %s", log);
+	cr_assert_not_null(strstr(log, "mknod: /tmp/x: Operation not permitted"), "no CAP_MKNOD: %s", log);
+	struct run out = {0};
+	snprintf(out.log, sizeof out.log, "%s/exec.out", dir);
+	char *exec_out = read_log(&out);
+	cr_assert_not_null(strstr(exec_out, "cat: can't open '/dev/mine': No such device or address"), "%s",
+			   exec_out);
+	cr_assert_not_null(strstr(exec_out, "/dev/other"), "%s", exec_out);
+	cr_assert_not_null(strstr(exec_out, "Operation not permitted"), "the cgroup refuses the other GPU: %s",
+			   exec_out);
+	b->destroy(b);
+}
+
+RUNTIME_PARAMS(image_not_found)
+ParameterizedTest(int *rt_id, oci, image_not_found, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	run_init(&r, 6, "true");
+	r.s.image = "nosuch:1";
+	char reason[EXEC_REASON_MAX] = "";
+	struct err e;
+	cr_assert_eq(b->prepare(b, &r.s, reason, &e), -1);
+	cr_assert_str_eq(reason, "image_not_found");
+	cr_assert_not_null(strstr(e.msg, "nosuch:1"), "%s", e.msg);
+	/* A command the image does not have: start_failed, the runtime's words in the log. */
+	run_init(&r, 7, "true");
+	r.argv[0] = "/no/such/binary";
+	cr_assert_eq(b->prepare(b, &r.s, reason, &e), 0, "%s", e.msg);
+	cr_assert_eq(b->start(b, &r.s, reason, &e), -1);
+	cr_assert_str_eq(reason, "start_failed");
+	cr_assert_not_null(strstr(read_log(&r), "/no/such/binary"), "%s", read_log(&r));
+	cr_assert_eq(b->running(b), 0);
+	b->destroy(b);
+}
+
+/* An "agent" in a child process starts three runs and is SIGKILLed; a new
+ * backend adopts: the running one comes back (and can be stopped), the one
+ * that ended meanwhile reports its exit code, the unclaimed one is removed. */
+RUNTIME_PARAMS(adopt_after_kill)
+ParameterizedTest(int *rt_id, oci, adopt_after_kill, .init = setup, .fini = teardown)
+{
+	struct run runs[3];
+	run_init(&runs[0], 10, "echo first; sleep 60");
+	run_init(&runs[1], 11, "sleep 1; exit 7");
+	run_init(&runs[2], 12, "sleep 60");
+	int ready[2];
+	cr_assert_eq(pipe(ready), 0);
+	pid_t agent = fork();
+	if (agent == 0) {
+		struct exec_backend *b = backend(runtime_names[*rt_id]);
+		struct err e;
+		for (int i = 0; i < 3; i++)
+			if (start(b, &runs[i], &e) < 0)
+				_exit(1);
+		write(ready[1], "k", 1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the first agent could not start its runs");
+	kill(agent, SIGKILL);
+	waitpid(agent, NULL, 0);
+	/* Run 1 ends while no agent watches: its shim leaves the exit file. */
+	char exit_file[300];
+	snprintf(exit_file, sizeof exit_file, "%s/oci/bundles/%s/exit", state, runs[1].id);
+	for (int i = 0; i < 3000 && access(exit_file, F_OK) != 0; i++)
+		usleep(10000);
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct exec_adopt adopt[2] = {0};
+	str_copy(adopt[0].task_id, sizeof adopt[0].task_id, runs[0].id);
+	str_copy(adopt[1].task_id, sizeof adopt[1].task_id, runs[1].id);
+	struct err e;
+	cr_assert_eq(b->adopt(b, "test-host", adopt, 2, &e), 0, "%s", e.msg);
+	cr_assert_eq(adopt[0].state, EXEC_ADOPT_RUNNING);
+	cr_assert_eq(adopt[1].state, EXEC_ADOPT_EXITED);
+	cr_assert_eq(adopt[1].exit.exit_code, 7);
+	char bundle[256];
+	snprintf(bundle, sizeof bundle, "%s/oci/bundles/%s", state, runs[2].id);
+	cr_assert_neq(access(bundle, F_OK), 0, "the orphan's bundle is gone");
+	cr_assert_eq(b->running(b), 1);
+	cr_assert_eq(b->stop(b, runs[0].id, 0), 0);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert_str_eq(x.task_id, runs[0].id);
+	cr_assert_eq(x.signal, SIGKILL);
+	b->cleanup(b, runs[1].id);
+	b->destroy(b);
+}
