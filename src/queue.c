@@ -355,6 +355,7 @@ void queue_config_default(struct queue_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->aging_period_ms = 10000;
+	c->aging_max_points = 60;
 	c->category_boost[TASK_CAT_INFERENCE] = 50;
 }
 
@@ -463,7 +464,8 @@ static int64_t queue_aging(const struct queue *q, int64_t queued_ms, int64_t now
 	int64_t waited = now_ms - queued_ms;
 	if (q->cfg.aging_period_ms <= 0 || waited <= 0)
 		return 0;
-	return waited / q->cfg.aging_period_ms;
+	int64_t points = waited / q->cfg.aging_period_ms;
+	return q->cfg.aging_max_points > 0 && points > q->cfg.aging_max_points ? q->cfg.aging_max_points : points;
 }
 
 static bool queue_group_before(const void *a, const void *b)

@@ -10,88 +10,8 @@
 
 #include "pool.h"
 #include "sim.h"
+#include "sim_csv.h"
 #include "util.h"
-
-#define SIM_MAX_FIELDS 16
-
-/* ---- CSV ---- */
-
-/* Splits line in place on ','; returns the number of fields. */
-static int sim_split(char *line, char **f, int max)
-{
-	int n = 0;
-	f[n++] = line;
-	for (char *p = line; *p; p++) {
-		if (*p != ',')
-			continue;
-		*p = '\0';
-		if (n == max)
-			return max + 1;
-		f[n++] = p + 1;
-	}
-	return n;
-}
-
-static void sim_chomp(char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-}
-
-static int sim_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-	if (!*s)
-		return -1;
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-struct sim_csv {
-	FILE *f;
-	const char *name;
-	char *line;
-	size_t cap;
-	long lineno;
-};
-
-/* The next non-empty line, chomped; 0 at EOF, 1 with a line. */
-static int sim_csv_next(struct sim_csv *c)
-{
-	for (;;) {
-		if (getline(&c->line, &c->cap, c->f) < 0)
-			return 0;
-		c->lineno++;
-		sim_chomp(c->line);
-		if (c->line[0])
-			return 1;
-	}
-}
-
-/* Reads one integer field; fills e with file, line and field on failure. */
-static int sim_field_int(struct sim_csv *c, const char *field, const char *s, int64_t min, int64_t max, int64_t *out,
-			 struct err *e)
-{
-	if (sim_int(s, min, max, out) == 0)
-		return 0;
-	return err_set(e, ERR_INVALID, "%s:%ld: %s: expected an integer %" PRId64 "..%" PRId64 ", got '%s'", c->name,
-		       c->lineno, field, min, max, s);
-}
-
-static int sim_field_name(struct sim_csv *c, const char *field, const char *s, char *dst, size_t cap, struct err *e)
-{
-	if (!*s)
-		return err_set(e, ERR_INVALID, "%s:%ld: %s is empty", c->name, c->lineno, field);
-	if (!str_copy(dst, cap, s))
-		return err_set(e, ERR_INVALID, "%s:%ld: %s is longer than %zu characters", c->name, c->lineno, field,
-			       cap - 1);
-	return 0;
-}
 
 /* ---- nodes ---- */
 
@@ -165,14 +85,6 @@ out:
 	if (rc < 0)
 		sim_nodes_free(out);
 	return rc;
-}
-
-static FILE *sim_open(const char *path, struct err *e)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		err_set(e, ERR_INVALID, "%s: %s", path, strerror(errno));
-	return f;
 }
 
 int sim_read_nodes(const char *path, struct sim_nodes *out, struct err *e)

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "sim.h"
+#include "sim_jobs.h"
 
 static const char sim_help[] =
 	"Usage: gpunode sim SUB-COMMAND [OPTIONS]\n"
@@ -180,8 +181,181 @@ done:
 	return rc;
 }
 
+/* ---- philly and trace: jobs over time on a virtual clock ---- */
+
+#define SIM_JOBS_OPTIONS_HELP \
+	"  --hosts N          hosts in the cluster (default %d)\n" \
+	"  --gpus-per-host G  GPUs per host, 1..16 (default 8)\n" \
+	"  --queue Q          default (the node's queue: priority, aging, fair share, backfill),\n" \
+	"                     fifo (arrival order, the head blocks), sjf (shortest known duration\n" \
+	"                     first: an oracle bound)\n" \
+	"  --policy P         placement: frag | bestfit (default: the node's default, frag)\n" \
+	"  --aging-period S   default queue: one priority point per S seconds waited (node default 10)\n" \
+	"  --aging-max N      default queue: aging stops at N points (node default 60; 0: no limit)\n" \
+	"  --reserve-after S  backfill: a blocked job reserves a host after S seconds (node default 60;\n" \
+	"                     -1: never)\n" \
+	"  --out FILE         per-task CSV: job,client,submit_s,start_s,end_s,wait_s,host,gpus\n" \
+	"                     ('unplaced' for jobs wider than a host)\n" \
+	"  --json             print the summary as JSON\n" \
+	"  --quiet            no progress lines on stderr\n"
+
+/* Philly's load peaks near 700 busy GPUs (weekly mean of the busiest
+ * weeks); 64 hosts x 8 GPUs = 512 GPUs make queues form at the peaks while
+ * the cluster still drains between them (docs/benchmarks.md). */
+#define SIM_PHILLY_HOSTS 64
+#define SIM_TRACE_HOSTS 16
+
+static const char philly_help_fmt[] =
+	"Usage: gpunode sim philly --trace FILE [OPTIONS]\n"
+	"Replays the Philly trace (Microsoft, 2017; timestamp,duration,num_gpus,gpu_time,cluster)\n"
+	"with its arrival times and durations through the node's queue and scheduler on a\n"
+	"virtual clock. The virtual cluster of each job is its client for fair share.\n"
+	"Jobs wider than one host are never placed (the node places a gang on one host).\n"
+	"\n"
+	"Options:\n"
+	"  --trace FILE       philly.csv or philly.csv.gz\n" SIM_JOBS_OPTIONS_HELP;
+
+static const char trace_help_fmt[] =
+	"Usage: gpunode sim trace --csv FILE [OPTIONS]\n"
+	"Replays a generic job trace through the node's queue and scheduler on a virtual clock.\n"
+	"The CSV's header names its columns, in any order: submit_s, duration_s, gpus (required;\n"
+	"seconds may have decimals), client, priority (-1000..1000), category (inference,\n"
+	"training, finetune, batch), milli (a share of one GPU, 1..1000, with gpus 1).\n"
+	"\n"
+	"Options:\n"
+	"  --csv FILE         the trace (FILE.gz is gunzipped)\n" SIM_JOBS_OPTIONS_HELP;
+
+struct sim_jobs_args {
+	const char *file, *queue, *policy, *out;
+	struct cli_int hosts, gpus_per_host, aging_s, aging_max, reserve_s;
+	bool json, quiet;
+};
+
+static int sim_jobs_check(const char *verb, const struct sim_jobs_args *a, const char *file_opt,
+			  int default_hosts, struct sim_jobs_opts *o)
+{
+	if (!a->file)
+		return cli_usage_error(verb, "%s is required", file_opt);
+	memset(o, 0, sizeof *o);
+	sched_config_default(&o->sched);
+	queue_config_default(&o->queue);
+	o->cluster.hosts = a->hosts.set ? (int)a->hosts.value : default_hosts;
+	o->cluster.gpus_per_host = a->gpus_per_host.set ? (int)a->gpus_per_host.value : 8;
+	o->mode = SIM_QUEUE_DEFAULT;
+	if (a->queue && sim_queue_mode_parse(a->queue, &o->mode) < 0)
+		return cli_usage_error(verb, "--queue: expected default, fifo or sjf, got '%s'", a->queue);
+	if (a->policy && sched_policy_parse(a->policy, &o->sched.policy) < 0)
+		return cli_usage_error(verb, "--policy: expected frag or bestfit, got '%s'", a->policy);
+	if (a->aging_s.set)
+		o->queue.aging_period_ms = a->aging_s.value * 1000;
+	if (a->aging_max.set)
+		o->queue.aging_max_points = a->aging_max.value;
+	if (a->reserve_s.set)
+		o->sched.reserve_after_ms = a->reserve_s.value < 0 ? -1 : a->reserve_s.value * 1000;
+	o->progress = a->quiet ? NULL : stderr;
+	return CLI_OK;
+}
+
+static void sim_jobs_print(const struct sim_jobs_opts *o, const struct sim_summary *s, const char *source, bool json)
+{
+	if (!json) {
+		printf("queue %s, policy %s, %d hosts x %d GPUs: %zu jobs, %zu placed, %zu unplaced\n",
+		       sim_queue_mode_name(o->mode), sched_policy_name(o->sched.policy), o->cluster.hosts,
+		       o->cluster.gpus_per_host, s->jobs, s->placed, s->unplaced);
+		printf("avg JCT %.0f s, queue wait avg %.0f s, p50 %.0f s, p99 %.0f s, max %.0f s\n", s->avg_jct_s,
+		       s->avg_wait_s, s->p50_wait_s, s->p99_wait_s, s->max_wait_s);
+		printf("GPU utilization %.1f %%, makespan %.0f s, %llu passes, simulated in %.2f s\n",
+		       s->gpu_util * 100, s->makespan_s, (unsigned long long)s->passes, s->sim_seconds);
+		return;
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f}",
+			      "source", source, "queue", sim_queue_mode_name(o->mode), "policy",
+			      sched_policy_name(o->sched.policy), "hosts", o->cluster.hosts, "gpus_per_host",
+			      o->cluster.gpus_per_host, "gpus", s->total_gpus, "jobs", (json_int_t)s->jobs, "placed",
+			      (json_int_t)s->placed, "unplaced", (json_int_t)s->unplaced, "avg_jct_s", s->avg_jct_s,
+			      "avg_wait_s", s->avg_wait_s, "p50_wait_s", s->p50_wait_s, "p99_wait_s", s->p99_wait_s,
+			      "max_wait_s", s->max_wait_s, "gpu_util", s->gpu_util, "makespan_s", s->makespan_s,
+			      "passes", (json_int_t)s->passes, "sim_seconds", s->sim_seconds);
+	cli_print_json(j);
+	json_decref(j);
+}
+
+static int sim_jobs_write_out(const char *path, const struct sim_jobs *jobs, const struct sim_outcome *out,
+			      struct err *e)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return err_set(e, ERR_INVALID, "%s: %s", path, strerror(errno));
+	int rc = sim_jobs_write_csv(f, jobs, out);
+	if (fclose(f) != 0 || rc < 0)
+		return err_set(e, ERR_INVALID, "%s: write failed: %s", path, strerror(errno));
+	return 0;
+}
+
+typedef int (*sim_reader)(const char *path, struct sim_jobs *out, struct err *e);
+
+/* The shared body of `sim philly` and `sim trace`: they differ in the file
+ * option, the reader and the default cluster. */
+static int sim_jobs_verb(int argc, char **argv, const char *verb, const char *help_fmt, const char *file_opt,
+			 sim_reader read, int default_hosts)
+{
+	struct sim_jobs_args a = { 0 };
+	const struct cli_opt opts[] = {
+		{file_opt, 0, CLI_OPT_STRING, &a.file, 0, 0},
+		{"--hosts", 0, CLI_OPT_INT, &a.hosts, 1, 100000},
+		{"--gpus-per-host", 0, CLI_OPT_INT, &a.gpus_per_host, 1, TASK_MAX_GPUS},
+		{"--queue", 0, CLI_OPT_STRING, &a.queue, 0, 0},
+		{"--policy", 0, CLI_OPT_STRING, &a.policy, 0, 0},
+		{"--aging-period", 0, CLI_OPT_INT, &a.aging_s, 0, 86400 * 365},
+		{"--aging-max", 0, CLI_OPT_INT, &a.aging_max, 0, 1000000},
+		{"--reserve-after", 0, CLI_OPT_INT, &a.reserve_s, -1, 86400 * 365},
+		{"--out", 0, CLI_OPT_STRING, &a.out, 0, 0},
+		{"--json", 0, CLI_OPT_FLAG, &a.json, 0, 0},
+		{"--quiet", 0, CLI_OPT_FLAG, &a.quiet, 0, 0},
+		{0},
+	};
+	char help[4096];
+	snprintf(help, sizeof help, help_fmt, default_hosts);
+	const struct cli_cmd cmd = {.verb = verb, .help = help, .opts = opts, .max_args = 0};
+	struct cli_list args;
+	int rc;
+	if (!cli_parse(&cmd, argc, argv, &args, &rc))
+		return rc;
+	free(args.items);
+	struct sim_jobs_opts o;
+	if ((rc = sim_jobs_check(verb, &a, file_opt, default_hosts, &o)) != CLI_OK)
+		return rc;
+	struct err e = { 0 };
+	struct sim_jobs jobs = { 0 };
+	struct sim_outcome *out = NULL;
+	struct sim_summary sum;
+	rc = CLI_FAIL;
+	if (read(a.file, &jobs, &e) == 0 && sim_jobs_run(&jobs, &o, &out, &sum, &e) == 0 &&
+	    (!a.out || sim_jobs_write_out(a.out, &jobs, out, &e) == 0)) {
+		sim_jobs_print(&o, &sum, a.file, a.json);
+		rc = CLI_OK;
+	} else {
+		cli_error(verb, "%s", e.msg);
+	}
+	free(out);
+	sim_jobs_free(&jobs);
+	return rc;
+}
+
+static int sim_philly(int argc, char **argv)
+{
+	return sim_jobs_verb(argc, argv, "sim philly", philly_help_fmt, "--trace", sim_read_philly, SIM_PHILLY_HOSTS);
+}
+
+static int sim_trace(int argc, char **argv)
+{
+	return sim_jobs_verb(argc, argv, "sim trace", trace_help_fmt, "--csv", sim_read_trace_csv, SIM_TRACE_HOSTS);
+}
+
 static const struct cli_verb sim_subverbs[] = {
 	{"openb", sim_openb, "packing on the Alibaba openb trace (FGD paper protocol)"},
+	{"philly", sim_philly, "waiting and completion times on the Philly trace (virtual clock)"},
+	{"trace", sim_trace, "a generic job trace (CSV) on a virtual clock"},
 	{NULL, NULL, NULL},
 };
 
