@@ -118,7 +118,8 @@ start_up() {
 	local port
 	port=$(free_port)
 	mkdir -p "$work/$1"
-	"$BIN" up --data "$work/$1" --listen "127.0.0.1:$port" --sim-gpus 8xH100-80GB >"$work/$1.log" 2>&1 &
+	"$BIN" up --data "$work/$1" --listen "127.0.0.1:$port" --sim-gpus 8xH100-80GB \
+		--executor process --allow-shared-process >"$work/$1.log" 2>&1 &
 	NODE_PID=$!
 	pids+=("$NODE_PID")
 	URL="http://127.0.0.1:$port"

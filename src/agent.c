@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_exec.h"
 #include "client.h"
 #include "exec.h"
 #include "gpu_monitor.h"
@@ -31,6 +33,13 @@ struct agent_task {
 	bool started, running_reported;
 	bool start_failed;
 	char message[256];
+	char reason[EXEC_REASON_MAX]; /* start_failed: why (start_failed, image_not_found) */
+	/* Between the command and the backend's answer: the start runs with no
+	 * lock held (a pull may take long), and a stop that comes meanwhile is
+	 * applied when it returns. */
+	bool starting, stop_requested;
+	int stop_grace_ms;
+	json_t *spec;          /* the start command, held while starting */
 	bool exited, exit_reported;
 	struct exec_exit exit;
 	bool forget;           /* the node moved it away: stop, report nothing */
@@ -54,6 +63,7 @@ struct agent {
 	unsigned reg_gen;      /* bumped by each registration */
 	pthread_t poller, reaper, reporter, janitor;
 	struct gpu_monitor *gpu_mon;
+	char process_client[TASK_CLIENT_MAX]; /* the one client the process executor serves */
 	uint64_t gpu_reported;  /* monitor version the node has heard */
 	/* Directories of delivered tasks, removed by the janitor thread: on
 	 * filesystems that discard on delete, removal costs milliseconds, which
@@ -96,10 +106,36 @@ static void remove_task_files(const struct agent *a, const char *id)
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* "ID CODE SIGNAL CPU_S PEAK_BYTES REASON MESSAGE", REASON "-" when none;
+ * the message is the rest of the line. */
 static void format_exit(const struct exec_exit *x, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s %d %d %.6f %lld\n", x->task_id, x->exit_code, x->signal, x->cpu_seconds,
-		 (long long)x->max_rss_kb);
+	char msg[EXEC_MESSAGE_MAX];
+	str_copy(msg, sizeof msg, x->failure_message);
+	msg[strcspn(msg, "\n")] = '\0';
+	snprintf(buf, cap, "%s %d %d %.6f %lld %s %s\n", x->task_id, x->exit_code, x->signal, x->usage.cpu_seconds,
+		 (long long)x->usage.peak_mem_bytes, x->failure_reason[0] ? x->failure_reason : "-", msg);
+}
+
+/* Parses a journal line; false for a torn one. */
+static bool parse_exit(const char *line, struct exec_exit *x)
+{
+	long long peak;
+	int used = 0;
+	memset(x, 0, sizeof *x);
+	if (sscanf(line, "%20s %d %d %lf %lld %n", x->task_id, &x->exit_code, &x->signal, &x->usage.cpu_seconds,
+		   &peak, &used) < 5 ||
+	    !task_id_valid(x->task_id) || !used || !strchr(line, '\n'))
+		return false;
+	x->usage.peak_mem_bytes = peak;
+	char reason[EXEC_REASON_MAX] = "";
+	int rest = 0;
+	if (sscanf(line + used, "%31s %n", reason, &rest) == 1 && strcmp(reason, "-") != 0) {
+		str_copy(x->failure_reason, sizeof x->failure_reason, reason);
+		str_copy(x->failure_message, sizeof x->failure_message, line + used + rest);
+		x->failure_message[strcspn(x->failure_message, "\n")] = '\0';
+	}
+	return true;
 }
 
 /* Appends an exit to the journal with one write(): it must outlive a crash
@@ -107,7 +143,7 @@ static void format_exit(const struct exec_exit *x, char *buf, size_t cap)
  * power loss the task is simply requeued. No fsync per task. Lock held. */
 static void journal_append(struct agent *a, const struct exec_exit *x)
 {
-	char line[128];
+	char line[EXEC_MESSAGE_MAX + 160];
 	format_exit(x, line, sizeof line);
 	ssize_t n = write(a->journal_fd, line, strlen(line));
 	if (n > 0)
@@ -117,7 +153,7 @@ static void journal_append(struct agent *a, const struct exec_exit *x)
 /* Reads every exit in the journal (last one wins per task). */
 static struct exec_exit *journal_load(const struct agent *a, size_t *n)
 {
-	char path[600], line[160];
+	char path[600], line[EXEC_MESSAGE_MAX + 160];
 	snprintf(path, sizeof path, "%s/exits.journal", a->cfg.state_dir);
 	*n = 0;
 	size_t cap = 0;
@@ -126,12 +162,9 @@ static struct exec_exit *journal_load(const struct agent *a, size_t *n)
 	if (!f)
 		return NULL;
 	while (fgets(line, sizeof line, f)) {
-		struct exec_exit x = {0};
-		long long rss;
-		if (sscanf(line, "%20s %d %d %lf %lld", x.task_id, &x.exit_code, &x.signal, &x.cpu_seconds, &rss) != 5 ||
-		    !task_id_valid(x.task_id))
+		struct exec_exit x;
+		if (!parse_exit(line, &x))
 			continue; /* a torn last line after a crash */
-		x.max_rss_kb = rss;
 		if (*n == cap)
 			out = xrealloc(out, (cap = cap ? cap * 2 : 64) * sizeof *out);
 		out[(*n)++] = x;
@@ -144,7 +177,7 @@ static struct exec_exit *journal_load(const struct agent *a, size_t *n)
  * it for appending. Lock held. */
 static int journal_rewrite(struct agent *a, const struct agent_task *tasks, struct err *e)
 {
-	char path[600], tmp[620], line[128];
+	char path[600], tmp[620], line[EXEC_MESSAGE_MAX + 160];
 	snprintf(path, sizeof path, "%s/exits.journal", a->cfg.state_dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
@@ -193,6 +226,7 @@ static void unlink_task(struct agent *a, struct agent_task *t)
 			break;
 		}
 	json_decref(t->restart);
+	json_decref(t->spec);
 	free(t);
 }
 
@@ -232,6 +266,7 @@ static void *janitor_main(void *arg)
 			break;
 		memcpy(id, a->trash[--a->n_trash], sizeof id);
 		pthread_mutex_unlock(&a->mu);
+		a->exec->cleanup(a->exec, id);
 		remove_task_files(a, id);
 		pthread_mutex_lock(&a->mu);
 	}
@@ -240,49 +275,6 @@ static void *janitor_main(void *arg)
 }
 
 /* --- recovery after a crash --- */
-
-/* True when /proc/PID/environ names this task on this host: that is how an
- * orphan of a crashed agent is told apart from an unrelated process that
- * reused its pid, or from the task's next attempt under another agent on the
- * same machine. */
-static bool process_runs_task(const char *pid, const char *id, const char *host)
-{
-	char path[64], want_id[64], want_host[96], buf[16384];
-	snprintf(path, sizeof path, "/proc/%s/environ", pid);
-	snprintf(want_id, sizeof want_id, "GPUNODE_TASK_ID=%s", id);
-	snprintf(want_host, sizeof want_host, "GPUNODE_HOST=%s", host);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	bool id_ok = false, host_ok = false;
-	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(buf + off) + 1) {
-		id_ok |= strcmp(buf + off, want_id) == 0;
-		host_ok |= strcmp(buf + off, want_host) == 0;
-	}
-	return id_ok && host_ok;
-}
-
-static void kill_orphans(const char *id, const char *host)
-{
-	DIR *d = opendir("/proc");
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && process_runs_task(de->d_name, id, host)) {
-			pid_t pid = (pid_t)atoi(de->d_name);
-			pid_t pgid = getpgid(pid);
-			if (pgid > 1)
-				kill(-pgid, SIGKILL);
-			kill(pid, SIGKILL);
-		}
-	closedir(d);
-}
 
 static const struct exec_exit *find_exit(const struct exec_exit *exits, size_t n, const char *id)
 {
@@ -293,15 +285,51 @@ static const struct exec_exit *find_exit(const struct exec_exit *exits, size_t n
 	return found;
 }
 
+/* A run the executor found again after the restart. Lock held. */
+static void apply_adopted(struct agent *a, struct agent_task *t, const struct exec_adopt *r)
+{
+	if (r->state == EXEC_ADOPT_RUNNING) {
+		t->started = true;
+		log_msg("info", "agent", "task=%s still runs in its %s container: adopted", t->id, a->exec->name);
+	} else if (r->state == EXEC_ADOPT_EXITED) {
+		t->exit = r->exit;
+		t->started = t->exited = true; /* journal_rewrite records it */
+		log_msg("info", "agent", "task=%s ended while the agent was away: code=%d", t->id, t->exit.exit_code);
+	} else {
+		log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)", t->id);
+		drop_task(a, t);
+	}
+}
+
+/* Asks the executor about the task dirs without a recorded exit: it takes
+ * back what still runs, reports what ended, and removes every other run
+ * labelled for this host (orphans). Lock held. */
+static int adopt_runs(struct agent *a, struct agent_task **pending, size_t n, struct err *e)
+{
+	struct exec_adopt *runs = xcalloc(n + 1, sizeof *runs);
+	char(*logs)[700] = xcalloc(n + 1, sizeof *logs);
+	for (size_t i = 0; i < n; i++) {
+		str_copy(runs[i].task_id, sizeof runs[i].task_id, pending[i]->id);
+		task_log_path(a, pending[i]->id, logs[i], sizeof logs[i]);
+		runs[i].log_path = logs[i];
+	}
+	int rc = a->exec->adopt(a->exec, a->cfg.host, runs, (int)n, e);
+	for (size_t i = 0; i < n; i++)
+		apply_adopted(a, pending[i], rc == 0 ? &runs[i] : &(struct exec_adopt){.state = EXEC_ADOPT_GONE});
+	free(runs);
+	free(logs);
+	return rc;
+}
+
 /* Exits in the journal whose task dir still exists were not delivered:
- * report them again. Task dirs without an exit died with the old agent (or
- * still run as orphans we cannot watch): kill and forget them, and the node
- * requeues them. Then the journal is rewritten with what is still owed.
- * Lock held. */
+ * report them again. Task dirs without an exit are the executor's to adopt
+ * (adopt_runs); what it cannot take back is forgotten and the node requeues
+ * it. Then the journal is rewritten with what is still owed. Lock held. */
 static int recover_tasks(struct agent *a, struct err *e)
 {
-	size_t n_exits;
+	size_t n_exits, n_pending = 0, cap = 16;
 	struct exec_exit *exits = journal_load(a, &n_exits);
+	struct agent_task **pending = xcalloc(cap, sizeof *pending);
 	char path[600];
 	snprintf(path, sizeof path, "%s/tasks", a->cfg.state_dir);
 	DIR *d = opendir(path);
@@ -315,16 +343,19 @@ static int recover_tasks(struct agent *a, struct err *e)
 			t->exit = *x;
 			t->started = t->exited = t->running_reported = true;
 			log_msg("info", "agent", "task=%s recovered exit code=%d", t->id, x->exit_code);
-		} else {
-			kill_orphans(t->id, a->cfg.host);
-			log_msg("warn", "agent", "task=%s was running when the agent stopped; dropped (node requeues it)",
-				t->id);
-			drop_task(a, t);
+			continue;
 		}
+		if (n_pending == cap)
+			pending = xrealloc(pending, (cap *= 2) * sizeof *pending);
+		pending[n_pending++] = t;
 	}
 	if (d)
 		closedir(d);
 	free(exits);
+	struct err ae;
+	if (adopt_runs(a, pending, n_pending, &ae) < 0)
+		log_msg("warn", "agent", "%s could not look for its runs: %s", a->exec->name, ae.msg);
+	free(pending);
 	return journal_rewrite(a, a->tasks, e);
 }
 
@@ -412,23 +443,26 @@ static bool needs_register(const struct err *e)
 
 /* --- the poller: commands --- */
 
-static void start_task(struct agent *a, json_t *spec)
+/* Takes a start command under the lock: a duplicate is a no-op, a run that
+ * must wait for its predecessor is parked on it; else the new entry is
+ * returned, marked starting, for start_task_run. Lock held. */
+static struct agent_task *start_task_claim(struct agent *a, json_t *spec)
 {
 	const char *id = json_string_value(json_object_get(spec, "id"));
 	if (!id || !task_id_valid(id))
-		return;
+		return NULL;
 	struct agent_task *old = find_task(a, id);
 	if (old && !old->forget)
-		return; /* a duplicate start (resent command) is a no-op */
+		return NULL; /* a duplicate start (resent command) is a no-op */
 	long long shipped = 0;
 	if (old) {
 		/* Requeued (its GPU failed) and placed on this host again: the
 		 * new run waits for the old one to end (the reaper starts it),
 		 * then continues its log and scratch dir. */
-		if (old->started && !old->exited) {
+		if (old->starting || (old->started && !old->exited)) {
 			json_decref(old->restart);
 			old->restart = json_incref(spec);
-			return;
+			return NULL;
 		}
 		shipped = old->shipped;
 		unlink_task(a, old);
@@ -437,43 +471,49 @@ static void start_task(struct agent *a, json_t *spec)
 	struct agent_task *t = add_task(a, id);
 	t->shipped = shipped;
 	t->attempt = (int)json_integer_value(json_object_get(spec, "attempt"));
+	t->starting = true;
+	t->spec = json_incref(spec);
+	return t;
+}
+
+/* Prepares and starts a claimed task with no lock held; the reporter does
+ * not drop an entry while it is starting, so t stays valid. */
+static void start_task_run(struct agent *a, struct agent_task *t)
+{
 	char log[700];
-	task_log_path(a, id, log, sizeof log);
-	json_t *argv_j = json_object_get(spec, "command"), *env_j = json_object_get(spec, "env"),
-	       *gpus_j = json_object_get(spec, "gpus");
-	int argc = (int)json_array_size(argv_j), n_env = (int)json_array_size(env_j);
-	int n_gpus = (int)json_array_size(gpus_j);
-	char **argv = xcalloc((size_t)argc + 1, sizeof *argv), **env = xcalloc((size_t)n_env + 1, sizeof *env);
-	char(*uuids)[TASK_GPU_UUID_MAX] = xcalloc((size_t)n_gpus + 1, sizeof *uuids);
-	for (int i = 0; i < argc; i++)
-		argv[i] = (char *)json_string_value(json_array_get(argv_j, (size_t)i));
-	for (int i = 0; i < n_env; i++)
-		env[i] = (char *)json_string_value(json_array_get(env_j, (size_t)i));
-	for (int i = 0; i < n_gpus && i < TASK_MAX_GPUS; i++)
-		str_copy(uuids[i], TASK_GPU_UUID_MAX, json_string_value(json_array_get(gpus_j, (size_t)i)));
-	struct exec_spec s = {
-		.task_id = id, .host = a->cfg.host, .argv = argv, .argc = argc, .env = env, .n_env = n_env, .gpu_uuids = uuids,
-		.n_gpus = n_gpus < TASK_MAX_GPUS ? n_gpus : TASK_MAX_GPUS,
-		.milli = (int)json_integer_value(json_object_get(spec, "gpu_milli")), .workdir = t->dir, .log_path = log,
-	};
+	task_log_path(a, t->id, log, sizeof log);
+	struct agent_start_spec rs;
 	struct err e;
-	bool dirs_ok = mkdir(t->dir, 0700) == 0 || errno == EEXIST;
-	if (!dirs_ok)
-		err_set(&e, ERR_INTERNAL, "cannot create %s: %s", t->dir, strerror(errno));
-	if (argc < 1 || !argv[0]) {
-		dirs_ok = false;
-		err_set(&e, ERR_INVALID, "empty command");
-	}
-	if (dirs_ok && a->exec->start(a->exec, &s, &e) == 0) {
+	char reason[EXEC_REASON_MAX] = EXEC_REASON_START_FAILED;
+	int rc = agent_start_spec_fill(&rs, t->spec, &a->cfg, a->exec, t->dir, log, &e);
+	pthread_mutex_lock(&a->mu);
+	if (rc == 0 && !agent_exec_admits(a->exec, &a->cfg, a->process_client, sizeof a->process_client, rs.s.client, &e))
+		rc = -1;
+	pthread_mutex_unlock(&a->mu);
+	if (rc == 0 && mkdir(t->dir, 0700) < 0 && errno != EEXIST)
+		rc = err_set(&e, ERR_INTERNAL, "cannot create %s: %s", t->dir, strerror(errno));
+	if (rc == 0)
+		rc = a->exec->prepare(a->exec, &rs.s, reason, &e);
+	if (rc == 0)
+		rc = a->exec->start(a->exec, &rs.s, reason, &e);
+	agent_start_spec_free(&rs);
+	pthread_mutex_lock(&a->mu);
+	t->starting = false;
+	json_decref(t->spec);
+	t->spec = NULL;
+	if (rc == 0) {
 		t->started = true;
+		if (t->stop_requested)
+			a->exec->stop(a->exec, t->id, t->stop_grace_ms);
 	} else {
 		t->start_failed = true;
+		str_copy(t->reason, sizeof t->reason, reason);
 		str_copy(t->message, sizeof t->message, e.msg);
-		log_msg("warn", "agent", "task=%s start failed: %s", id, e.msg);
+		log_msg("warn", "agent", "task=%s start failed (%s): %s", t->id, reason, e.msg);
 	}
-	free(argv);
-	free(env);
-	free(uuids);
+	a->dirty = true;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
 }
 
 /* grace_ms < 0: the agent's default. The node sends 0 when the task's GPU
@@ -483,8 +523,13 @@ static void stop_task(struct agent *a, const char *id, int grace_ms, bool forget
 	struct agent_task *t = id ? find_task(a, id) : NULL;
 	if (t && forget)
 		t->forget = true; /* moved away: its end is not to be reported */
+	int grace = grace_ms >= 0 ? grace_ms : a->cfg.stop_grace_ms;
+	if (t && t->starting) {
+		t->stop_requested = true;
+		t->stop_grace_ms = grace;
+	}
 	if (t && t->started && !t->exited)
-		a->exec->stop(a->exec, id, grace_ms >= 0 ? grace_ms : a->cfg.stop_grace_ms);
+		a->exec->stop(a->exec, id, grace);
 }
 
 /* GPU drills and clears touch the monitor, which calls back into the
@@ -508,8 +553,9 @@ static void handle_gpu_command(struct agent *a, json_t *cmd)
 
 static void handle_commands(struct agent *a, json_t *cmds)
 {
-	size_t i;
+	size_t i, n_starts = 0;
 	json_t *cmd, *gpu_cmds = json_array();
+	struct agent_task **starts = xcalloc(json_array_size(cmds) + 1, sizeof *starts);
 	pthread_mutex_lock(&a->mu);
 	json_array_foreach(cmds, i, cmd) {
 		uint64_t seq = (uint64_t)json_integer_value(json_object_get(cmd, "seq"));
@@ -517,8 +563,9 @@ static void handle_commands(struct agent *a, json_t *cmds)
 			continue;
 		const char *type = json_string_value(json_object_get(cmd, "type"));
 		json_t *grace = json_object_get(cmd, "grace_ms");
-		if (type && strcmp(type, "start") == 0)
-			start_task(a, json_object_get(cmd, "task"));
+		struct agent_task *claimed = NULL;
+		if (type && strcmp(type, "start") == 0 && (claimed = start_task_claim(a, json_object_get(cmd, "task"))))
+			starts[n_starts++] = claimed;
 		else if (type && strcmp(type, "stop") == 0)
 			stop_task(a, json_string_value(json_object_get(cmd, "task_id")),
 				  json_is_integer(grace) ? (int)json_integer_value(grace) : -1,
@@ -530,6 +577,9 @@ static void handle_commands(struct agent *a, json_t *cmds)
 	a->dirty = true;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
+	for (i = 0; i < n_starts; i++)
+		start_task_run(a, starts[i]);
+	free(starts);
 	json_array_foreach(gpu_cmds, i, cmd)
 		handle_gpu_command(a, cmd);
 	json_decref(gpu_cmds);
@@ -581,7 +631,7 @@ static void *reaper_main(void *arg)
 		if (a->exec->wait_exit(a->exec, 200, &x) != 1)
 			continue;
 		pthread_mutex_lock(&a->mu);
-		struct agent_task *t = find_task(a, x.task_id);
+		struct agent_task *t = find_task(a, x.task_id), *next_run = NULL;
 		if (t && !a->stopping) {
 			/* On disk first: a crash between here and the report must
 			 * not lose the exit code. A forgotten run's exit is nobody's
@@ -592,13 +642,15 @@ static void *reaper_main(void *arg)
 			t->exited = true;
 			if (t->forget && t->restart) {
 				json_t *spec = json_incref(t->restart);
-				start_task(a, spec);
+				next_run = start_task_claim(a, spec);
 				json_decref(spec);
 			}
 			a->dirty = true;
 			pthread_cond_signal(&a->cv);
 		}
 		pthread_mutex_unlock(&a->mu);
+		if (next_run)
+			start_task_run(a, next_run);
 	}
 	return NULL;
 }
@@ -639,14 +691,30 @@ static int ship_log(struct agent *a, struct client *c, struct agent_task *t, str
 	return rc;
 }
 
+/* The exited report: code, usage, and the failure the executor saw (oom,
+ * timeout...) with its sentence, when there was one. */
+static json_t *exit_report(const struct agent_task *t, const char *executor)
+{
+	json_t *r = json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s, s:i}", "task_id", t->id, "event", "exited",
+			      "exit_code", t->exit.exit_code, "signal", t->exit.signal, "cpu_seconds",
+			      t->exit.usage.cpu_seconds, "peak_mem_bytes", (json_int_t)t->exit.usage.peak_mem_bytes,
+			      "executor", executor, "attempt", t->attempt);
+	if (t->exit.failure_reason[0]) {
+		json_object_set_new(r, "failure_reason", json_string(t->exit.failure_reason));
+		json_object_set_new(r, "message", json_string(t->exit.failure_message));
+	}
+	return r;
+}
+
 /* Appends what the node has not heard about t yet, in the order it
  * happened: a task that ran is reported running before it is reported
  * exited, even when both go in one batch, so its history shows both. */
 static void append_reports(json_t *reports, const struct agent_task *t, const char *executor)
 {
 	if (t->start_failed) {
-		json_array_append_new(reports, json_pack("{s:s, s:s, s:s, s:i}", "task_id", t->id, "event", "start_failed",
-							 "message", t->message, "attempt", t->attempt));
+		json_array_append_new(reports, json_pack("{s:s, s:s, s:s, s:s, s:i}", "task_id", t->id, "event",
+							 "start_failed", "failure_reason", t->reason, "message", t->message,
+							 "attempt", t->attempt));
 		return;
 	}
 	if (!t->running_reported)
@@ -654,11 +722,7 @@ static void append_reports(json_t *reports, const struct agent_task *t, const ch
 				      json_pack("{s:s, s:s, s:s, s:i}", "task_id", t->id, "event", "running", "executor", executor,
 						"attempt", t->attempt));
 	if (t->exited)
-		json_array_append_new(reports, json_pack("{s:s, s:s, s:i, s:i, s:f, s:I, s:s, s:i}", "task_id", t->id,
-							 "event", "exited", "exit_code", t->exit.exit_code, "signal",
-							 t->exit.signal, "cpu_seconds", t->exit.cpu_seconds, "max_rss_kb",
-							 (json_int_t)t->exit.max_rss_kb, "executor", executor, "attempt",
-							 t->attempt));
+		json_array_append_new(reports, exit_report(t, executor));
 }
 
 static bool needs_report(const struct agent_task *t)
@@ -716,6 +780,8 @@ static int report_round(struct agent *a, struct client *c, struct err *e)
 	/* Drop what is fully delivered, and what the node told us to forget. */
 	for (struct agent_task *t = a->tasks, *next; t; t = next) {
 		next = t->next;
+		if (t->starting)
+			continue; /* start_task_run still uses it */
 		if ((t->exit_reported && (t->exited || t->start_failed)) || (t->forget && (t->exited || !t->started)))
 			drop_task(a, t);
 	}
@@ -860,6 +926,10 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 		return -1;
 	struct agent *a = xcalloc(1, sizeof *a);
 	a->cfg = *cfg;
+	/* Absolute: container backends bind-mount the scratch dirs under it. */
+	char abs_state[PATH_MAX];
+	if (realpath(cfg->state_dir, abs_state))
+		str_copy(a->cfg.state_dir, sizeof a->cfg.state_dir, abs_state);
 	if (a->cfg.stop_grace_ms <= 0)
 		a->cfg.stop_grace_ms = 5000;
 	a->heartbeat_ms = 1000;
@@ -869,7 +939,7 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 	pthread_cond_init(&a->cv, NULL);
 	pthread_cond_init(&a->janitor_cv, NULL);
 	pthread_create(&a->janitor, NULL, janitor_main, a);
-	a->exec = exec_process_new(e);
+	a->exec = agent_exec_open(&a->cfg, e);
 	if (!a->exec || start_gpu_monitor(a, e) < 0)
 		goto fail;
 	pthread_mutex_lock(&a->mu);
@@ -932,6 +1002,7 @@ void agent_stop(struct agent *a)
 		struct agent_task *t = a->tasks;
 		a->tasks = t->next;
 		json_decref(t->restart);
+		json_decref(t->spec);
 		free(t);
 	}
 	pthread_cond_destroy(&a->cv);

@@ -34,6 +34,11 @@ struct agent_config {
 	const char *kmsg_path;
 	const char *boot_id_path;
 	enum gpu_readings readings;
+	/* Executor (agent_exec.h): "docker", "oci", "process"; "": pick one.
+	 * process_shared lets the process executor run more than one client's
+	 * tasks (it isolates nothing). */
+	char executor[16];
+	bool process_shared;
 };
 
 struct agent;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "node.h"
+#include "task_json.h"
 #include "util.h"
 
 struct agent_cmd {
@@ -67,16 +68,7 @@ static uint64_t link_push(struct host_link *l, json_t *cmd, uint64_t ticket)
 
 uint64_t node_link_push_start(struct node *n, struct host_link *l, const struct task *t, uint64_t ticket)
 {
-	json_t *argv = json_array(), *env = json_array(), *gpus = json_array();
-	for (int i = 0; i < t->argc; i++)
-		json_array_append_new(argv, json_string(t->argv[i]));
-	for (int i = 0; i < t->n_env; i++)
-		json_array_append_new(env, json_string(t->env[i]));
-	for (int i = 0; i < t->n_gpus_assigned; i++)
-		json_array_append_new(gpus, json_string(t->gpu_uuids[i]));
-	json_t *spec = json_pack("{s:s, s:o, s:o, s:o, s:i, s:i}", "id", t->id, "command", argv, "env", env, "gpus", gpus,
-				 "gpu_milli", t->res.milli, "attempt", t->attempts);
-	return link_push(l, json_pack("{s:s, s:o}", "type", "start", "task", spec), ticket);
+	return link_push(l, json_pack("{s:s, s:o}", "type", "start", "task", task_start_spec(t)), ticket);
 }
 
 uint64_t node_link_push_stop(struct node *n, struct host_link *l, const char *task_id, uint64_t ticket)
@@ -362,14 +354,16 @@ static uint64_t apply_exited(struct node *n, struct active_task *a, json_t *r)
 		t->started_ms = now_ms();
 	t->has_exit_code = true;
 	t->exit_code = json_is_integer(code) ? (int)json_integer_value(code) : -1;
-	if (t->exit_code == 0)
+	const char *reason = task_report_apply(t, r, NULL);
+	if (t->exit_code == 0 && !reason)
 		return node_finish_locked(n, a, TASK_SUCCEEDED, NULL, NULL, "exited with code 0");
-	char msg[160];
+	char msg[300];
 	const char *why = json_string_value(json_object_get(r, "message"));
 	snprintf(msg, sizeof msg, "%s", why ? why : "");
 	if (!why)
 		snprintf(msg, sizeof msg, "exited with code %d", t->exit_code);
-	return node_finish_locked(n, a, TASK_FAILED, "nonzero_exit", msg, msg);
+	reason = reason ? reason : "nonzero_exit";
+	return node_finish_locked(n, a, TASK_FAILED, reason, msg, msg);
 }
 
 static uint64_t apply_start_failed(struct node *n, struct active_task *a, json_t *r)
@@ -377,7 +371,8 @@ static uint64_t apply_start_failed(struct node *n, struct active_task *a, json_t
 	const char *why = json_string_value(json_object_get(r, "message"));
 	char msg[300];
 	snprintf(msg, sizeof msg, "could not start: %s", why ? why : "unknown error");
-	return node_finish_locked(n, a, TASK_FAILED, "start_failed", msg, msg);
+	const char *reason = task_report_apply(node_active_task(a), r, "start_failed");
+	return node_finish_locked(n, a, TASK_FAILED, reason, msg, msg);
 }
 
 static uint64_t apply_report_locked(struct node *n, const char *host, json_t *r)

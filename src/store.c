@@ -75,6 +75,7 @@ static struct task *store_copy_mutable(const struct task *t)
 	*c = *t;
 	c->argv = c->env = c->res.models = NULL;
 	c->argc = c->n_env = c->res.n_models = 0;
+	c->image = NULL; /* fixed at submission, like argv */
 	c->failure_reason = xstrdup(t->failure_reason);
 	c->failure_message = xstrdup(t->failure_message);
 	c->queue_slot = NULL;

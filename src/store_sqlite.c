@@ -86,6 +86,16 @@ static const struct store_sqlite_migration store_sqlite_migrations[] = {
 	  " role TEXT NOT NULL,"
 	  " created_ms INTEGER NOT NULL"
 	  ");" },
+	/* Containers (issue 3): how a task runs, and what its run used. */
+	{ 2,
+	  "ALTER TABLE tasks ADD COLUMN image TEXT;"                         /* NULL: none given */
+	  "ALTER TABLE tasks ADD COLUMN pids_limit INTEGER NOT NULL DEFAULT 0;"
+	  "ALTER TABLE tasks ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;"
+	  "ALTER TABLE tasks ADD COLUMN network INTEGER NOT NULL DEFAULT 0;"   /* booleans: 0/1 */
+	  "ALTER TABLE tasks ADD COLUMN readonly_rootfs INTEGER NOT NULL DEFAULT 0;"
+	  "ALTER TABLE tasks ADD COLUMN reuse_warm INTEGER NOT NULL DEFAULT 0;"
+	  "ALTER TABLE tasks ADD COLUMN cpu_seconds REAL NOT NULL DEFAULT 0;"
+	  "ALTER TABLE tasks ADD COLUMN peak_mem_bytes INTEGER NOT NULL DEFAULT 0;" },
 };
 
 #define STORE_SQLITE_N_MIGRATIONS ((int)(sizeof store_sqlite_migrations / sizeof store_sqlite_migrations[0]))
@@ -100,24 +110,26 @@ int store_schema_version(void)
 #define TASK_COLUMNS                                                                                      \
 	"id, client, category, priority, gpus, milli, min_vram_mb, cpu_milli, mem_mb, models, argv, env, " \
 	"max_wait_ms, state, attempts, exit_code, failure_reason, failure_message, created_ms, "        \
-	"queued_ms, assigned_ms, started_ms, ended_ms, host, gpu_uuids, executor"
+	"queued_ms, assigned_ms, started_ms, ended_ms, host, gpu_uuids, executor, image, pids_limit, "   \
+	"timeout_ms, network, readonly_rootfs, reuse_warm, cpu_seconds, peak_mem_bytes"
 
 enum task_col {
 	COL_ID, COL_CLIENT, COL_CATEGORY, COL_PRIORITY, COL_GPUS, COL_MILLI, COL_MIN_VRAM_MB,
 	COL_CPU_MILLI, COL_MEM_MB, COL_MODELS, COL_ARGV, COL_ENV, COL_MAX_WAIT_MS, COL_STATE,
 	COL_ATTEMPTS, COL_EXIT_CODE, COL_FAILURE_REASON, COL_FAILURE_MESSAGE, COL_CREATED_MS,
 	COL_QUEUED_MS, COL_ASSIGNED_MS, COL_STARTED_MS, COL_ENDED_MS, COL_HOST, COL_GPU_UUIDS,
-	COL_EXECUTOR,
+	COL_EXECUTOR, COL_IMAGE, COL_PIDS_LIMIT, COL_TIMEOUT_MS, COL_NETWORK, COL_READONLY_ROOTFS,
+	COL_REUSE_WARM, COL_CPU_SECONDS, COL_PEAK_MEM_BYTES,
 };
 
 static const char store_sqlite_insert_task_sql[] =
 	"INSERT INTO tasks (" TASK_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-	"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+	"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)";
 /* Same parameter numbers as the insert, so one binding function serves both. */
 static const char store_sqlite_update_task_sql[] =
 	"UPDATE tasks SET state = ?14, attempts = ?15, exit_code = ?16, failure_reason = ?17, "
 	"failure_message = ?18, queued_ms = ?20, assigned_ms = ?21, started_ms = ?22, ended_ms = ?23, "
-	"host = ?24, gpu_uuids = ?25, executor = ?26 WHERE id = ?1";
+	"host = ?24, gpu_uuids = ?25, executor = ?26, cpu_seconds = ?33, peak_mem_bytes = ?34 WHERE id = ?1";
 static const char store_sqlite_insert_event_sql[] =
 	"INSERT INTO task_events (task_id, ts_ms, from_state, to_state, detail) VALUES (?1, ?2, ?3, ?4, ?5)";
 /* Putting a token again changes its owner and role but keeps its birth time. */
@@ -530,6 +542,19 @@ static int store_sqlite_read_arrays(sqlite3_stmt *st, struct task *t, struct err
 	return 0;
 }
 
+/* The columns of migration 2: how it runs and what it used. */
+static void store_sqlite_read_run_options(sqlite3_stmt *st, struct task *t)
+{
+	t->image = xstrdup(store_sqlite_column_text(st, COL_IMAGE));
+	t->pids_limit = sqlite3_column_int64(st, COL_PIDS_LIMIT);
+	t->timeout_ms = sqlite3_column_int64(st, COL_TIMEOUT_MS);
+	t->network = sqlite3_column_int(st, COL_NETWORK) != 0;
+	t->readonly_rootfs = sqlite3_column_int(st, COL_READONLY_ROOTFS) != 0;
+	t->reuse_warm = sqlite3_column_int(st, COL_REUSE_WARM) != 0;
+	t->cpu_seconds = sqlite3_column_double(st, COL_CPU_SECONDS);
+	t->peak_mem_bytes = sqlite3_column_int64(st, COL_PEAK_MEM_BYTES);
+}
+
 /* Rebuilds a whole task from a row selected with TASK_COLUMNS. */
 static int store_sqlite_row_to_task(sqlite3_stmt *st, struct task **out, struct err *e)
 {
@@ -561,6 +586,7 @@ static int store_sqlite_row_to_task(sqlite3_stmt *st, struct task **out, struct 
 	t->ended_ms = sqlite3_column_int64(st, COL_ENDED_MS);
 	store_sqlite_copy_text(t->host, sizeof t->host, st, COL_HOST);
 	store_sqlite_copy_text(t->executor, sizeof t->executor, st, COL_EXECUTOR);
+	store_sqlite_read_run_options(st, t);
 	if (store_sqlite_read_arrays(st, t, e) < 0)
 		goto fail;
 	*out = t;
@@ -585,7 +611,7 @@ static void store_sqlite_json_free(struct store_sqlite_json *j)
 	free(j->gpu_uuids);
 }
 
-/* The columns fixed at submission (parameters ?1..?13 and ?19). */
+/* The columns fixed at submission (parameters ?1..?13, ?19 and ?27..?32). */
 static int store_sqlite_bind_identity(sqlite3_stmt *st, const struct task *t, struct store_sqlite_json *j,
 				      struct err *e)
 {
@@ -608,10 +634,17 @@ static int store_sqlite_bind_identity(sqlite3_stmt *st, const struct task *t, st
 	sqlite3_bind_text(st, COL_ENV + 1, j->env, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, COL_MAX_WAIT_MS + 1, t->max_wait_ms);
 	sqlite3_bind_int64(st, COL_CREATED_MS + 1, t->created_ms);
+	store_sqlite_bind_text(st, COL_IMAGE + 1, t->image);
+	sqlite3_bind_int64(st, COL_PIDS_LIMIT + 1, t->pids_limit);
+	sqlite3_bind_int64(st, COL_TIMEOUT_MS + 1, t->timeout_ms);
+	sqlite3_bind_int(st, COL_NETWORK + 1, t->network);
+	sqlite3_bind_int(st, COL_READONLY_ROOTFS + 1, t->readonly_rootfs);
+	sqlite3_bind_int(st, COL_REUSE_WARM + 1, t->reuse_warm);
 	return 0;
 }
 
-/* The columns that change over a task's life (parameters ?14..?26 but ?19). */
+/* The columns that change over a task's life (parameters ?14..?26 but ?19,
+ * and ?33..?34). */
 static int store_sqlite_bind_mutable(sqlite3_stmt *st, const struct task *t, struct store_sqlite_json *j,
 				     struct err *e)
 {
@@ -633,6 +666,8 @@ static int store_sqlite_bind_mutable(sqlite3_stmt *st, const struct task *t, str
 	sqlite3_bind_text(st, COL_GPU_UUIDS + 1, j->gpu_uuids, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, COL_EXECUTOR + 1, t->executor, (int)strnlen(t->executor, sizeof t->executor),
 			  SQLITE_STATIC);
+	sqlite3_bind_double(st, COL_CPU_SECONDS + 1, t->cpu_seconds);
+	sqlite3_bind_int64(st, COL_PEAK_MEM_BYTES + 1, t->peak_mem_bytes);
 	return 0;
 }
 

@@ -117,6 +117,15 @@ int task_validate(const struct task *t, struct err *e)
 		return err_set(e, ERR_INVALID, "category: unknown");
 	if (t->max_wait_ms < 0)
 		return err_set(e, ERR_INVALID, "max_wait_s: must be >= 0");
+	if (t->timeout_ms < 0)
+		return err_set(e, ERR_INVALID, "timeout_s: must be >= 0");
+	if (t->pids_limit < 0)
+		return err_set(e, ERR_INVALID, "pids_limit: must be >= 0");
+	if (r->mem_mb < 0 || r->cpu_milli < 0)
+		return err_set(e, ERR_INVALID, "memory_mb, cpu_milli: must be >= 0");
+	if (t->image && !task_image_valid(t->image))
+		return err_set(e, ERR_INVALID, "image: \"%s\" is not an image reference (letters, digits, ._:/@-)",
+			       t->image);
 	for (int i = 0; i < t->n_env; i++) {
 		const char *eq = strchr(t->env[i], '=');
 		if (!eq || eq == t->env[i])
@@ -141,6 +150,7 @@ struct task *task_clone(const struct task *t)
 	c->argv = strv_dup(t->argv, t->argc);
 	c->env = strv_dup(t->env, t->n_env);
 	c->res.models = strv_dup(t->res.models, t->res.n_models);
+	c->image = xstrdup(t->image);
 	c->failure_reason = xstrdup(t->failure_reason);
 	c->failure_message = xstrdup(t->failure_message);
 	c->queue_slot = NULL;
@@ -154,6 +164,7 @@ void task_free(struct task *t)
 	strv_free(t->argv, t->argc);
 	strv_free(t->env, t->n_env);
 	strv_free(t->res.models, t->res.n_models);
+	free(t->image);
 	free(t->failure_reason);
 	free(t->failure_message);
 	free(t);
@@ -165,4 +176,22 @@ void task_set_failure(struct task *t, const char *reason, const char *message)
 	free(t->failure_message);
 	t->failure_reason = xstrdup(reason);
 	t->failure_message = xstrdup(message);
+}
+
+bool task_failure_reason_known(const char *reason)
+{
+	static const char *const known[] = {"nonzero_exit", "cancelled", "expired", "lost", "start_failed",
+					    "oom", "timeout", "image_not_found"};
+	for (size_t i = 0; reason && i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(reason, known[i]) == 0)
+			return true;
+	return false;
+}
+
+bool task_image_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 1 || n > 255 || s[0] == '-')
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@-") == n;
 }

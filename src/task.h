@@ -46,7 +46,8 @@ enum task_category {
 
 /* What a task needs from the pool. gpus >= 1 whole GPUs on one host, or, when
  * gpus == 1, a share of one GPU in milli-GPU (1..1000; 1000 = the whole GPU).
- * cpu_milli and mem_mb are 0 when the task does not care (used by gpunode sim). */
+ * cpu_milli and mem_mb are 0 when the task does not care; when set they are
+ * both what placement counts against the host and the container's limits. */
 struct task_resources {
 	int gpus;
 	int milli;
@@ -69,12 +70,24 @@ struct task {
 	int n_env;
 	int64_t max_wait_ms; /* 0: wait forever */
 
+	/* How it runs (containers; the process backend ignores all but timeout) */
+	char *image;           /* "busybox:local"; NULL: the executor's choice (none for process) */
+	int64_t timeout_ms;    /* max run time, then stopped with reason "timeout"; 0: none */
+	int64_t pids_limit;    /* 0: the executor's default */
+	bool network;          /* false: no network */
+	bool readonly_rootfs;  /* read-only root filesystem, the scratch dir writable */
+	bool reuse_warm;       /* may reuse its client's warm container for the same image */
+
 	enum task_state state;
 	int attempts;          /* starts counted when assigned */
 	int exit_code;         /* valid when has_exit_code */
 	bool has_exit_code;
-	char *failure_reason;  /* short code: "nonzero_exit", "cancelled", "expired", "lost", "start_failed"... */
+	/* short code: "nonzero_exit", "cancelled", "expired", "lost", "start_failed", "oom", "timeout",
+	 * "image_not_found" (task_failure_reason_known lists them) */
+	char *failure_reason;
 	char *failure_message; /* human sentence */
+	double cpu_seconds;     /* usage of the last run, as its executor measured it */
+	int64_t peak_mem_bytes;
 
 	int64_t created_ms, queued_ms, assigned_ms, started_ms, ended_ms; /* 0: not yet */
 
@@ -108,9 +121,14 @@ bool task_id_valid(const char *s);
 int task_validate(const struct task *t, struct err *e);
 
 struct task *task_new(void);
-/* Deep copy (argv, env, models, failure strings). */
+/* Deep copy (argv, env, models, image, failure strings). */
 struct task *task_clone(const struct task *t);
 void task_free(struct task *t);
+/* True when reason is one of the failure codes above. */
+bool task_failure_reason_known(const char *reason);
+/* True when s is a plausible image reference: 1..255 of [A-Za-z0-9._:/@-],
+ * not starting with '-'. */
+bool task_image_valid(const char *s);
 /* Replaces failure_reason/message (copies both; NULL clears). */
 void task_set_failure(struct task *t, const char *reason, const char *message);
 

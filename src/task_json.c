@@ -62,6 +62,8 @@ json_t *task_to_json(const struct task *t)
 	json_object_set_new(o, "command", json_strv(t->argv, t->argc));
 	json_object_set_new(o, "env", json_env(t->env, t->n_env));
 	json_object_set_new(o, "max_wait_s", json_integer(t->max_wait_ms / 1000));
+	task_run_options_to_json(t, o);
+	json_object_set_new(o, "timeout_s", json_real((double)t->timeout_ms / 1000.0));
 	json_object_set_new(o, "state", json_string(task_state_name(t->state)));
 	json_object_set_new(o, "attempts", json_integer(t->attempts));
 	json_object_set_new(o, "exit_code", t->has_exit_code ? json_integer(t->exit_code) : json_null());
@@ -70,11 +72,51 @@ json_t *task_to_json(const struct task *t)
 	json_object_set_new(o, "host", json_string_or_null(t->host));
 	json_object_set_new(o, "gpus", gpus);
 	json_object_set_new(o, "executor", json_string_or_null(t->executor));
+	json_object_set_new(o, "usage", json_pack("{s:f, s:I}", "cpu_seconds", t->cpu_seconds, "peak_mem_bytes",
+						  (json_int_t)t->peak_mem_bytes));
 	json_object_set_new(o, "created_at", json_time_or_null(t->created_ms));
 	json_object_set_new(o, "assigned_at", json_time_or_null(t->assigned_ms));
 	json_object_set_new(o, "started_at", json_time_or_null(t->started_ms));
 	json_object_set_new(o, "ended_at", json_time_or_null(t->ended_ms));
 	return o;
+}
+
+void task_run_options_to_json(const struct task *t, json_t *o)
+{
+	json_object_set_new(o, "image", json_string_or_null(t->image));
+	json_object_set_new(o, "memory_mb", json_integer(t->res.mem_mb));
+	json_object_set_new(o, "cpu_milli", json_integer(t->res.cpu_milli));
+	json_object_set_new(o, "pids_limit", json_integer(t->pids_limit));
+	json_object_set_new(o, "network", json_boolean(t->network));
+	json_object_set_new(o, "read_only", json_boolean(t->readonly_rootfs));
+	json_object_set_new(o, "reuse_warm", json_boolean(t->reuse_warm));
+}
+
+json_t *task_start_spec(const struct task *t)
+{
+	json_t *argv = json_array(), *env = json_array(), *gpus = json_array();
+	for (int i = 0; i < t->argc; i++)
+		json_array_append_new(argv, json_string(t->argv[i]));
+	for (int i = 0; i < t->n_env; i++)
+		json_array_append_new(env, json_string(t->env[i]));
+	for (int i = 0; i < t->n_gpus_assigned; i++)
+		json_array_append_new(gpus, json_string(t->gpu_uuids[i]));
+	json_t *spec = json_pack("{s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:I}", "id", t->id, "client", t->client, "command",
+				 argv, "env", env, "gpus", gpus, "gpu_milli", t->res.milli, "attempt", t->attempts,
+				 "timeout_ms", (json_int_t)t->timeout_ms);
+	task_run_options_to_json(t, spec);
+	return spec;
+}
+
+const char *task_report_apply(struct task *t, json_t *r, const char *fallback)
+{
+	json_t *cpu = json_object_get(r, "cpu_seconds"), *mem = json_object_get(r, "peak_mem_bytes");
+	if (json_is_number(cpu) && json_number_value(cpu) >= 0)
+		t->cpu_seconds = json_number_value(cpu);
+	if (json_is_integer(mem) && json_integer_value(mem) >= 0)
+		t->peak_mem_bytes = json_integer_value(mem);
+	const char *reason = json_string_value(json_object_get(r, "failure_reason"));
+	return task_failure_reason_known(reason) ? reason : fallback;
 }
 
 /* --- request parsing: one small reader per field, each naming the field in
@@ -139,9 +181,73 @@ static int read_env(json_t *v, char ***out, int *n, struct err *e)
 	return 0;
 }
 
+static int read_bool(json_t *v, const char *field, bool *out, struct err *e)
+{
+	if (!json_is_boolean(v))
+		return err_set(e, ERR_INVALID, "%s: must be true or false", field);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Seconds as a number (0.5 allowed), kept in ms. */
+static int read_seconds_ms(json_t *v, const char *field, double max_s, int64_t *out, struct err *e)
+{
+	if (!json_is_number(v))
+		return err_set(e, ERR_INVALID, "%s: must be a number of seconds", field);
+	double x = json_number_value(v);
+	if (!(x >= 0 && x <= max_s))
+		return err_set(e, ERR_INVALID, "%s: must be 0..%.0f, got %g", field, max_s, x);
+	*out = (int64_t)(x * 1000.0 + 0.5);
+	return 0;
+}
+
+static int read_image(json_t *v, struct task *t, struct err *e)
+{
+	if (!json_is_string(v) || !task_image_valid(json_string_value(v)))
+		return err_set(e, ERR_INVALID, "image: must be an image reference like \"busybox:local\"");
+	free(t->image);
+	t->image = xstrdup(json_string_value(v));
+	return 0;
+}
+
+/* The fields of how it runs (containers); 1 when key was not one of them. */
+static int read_run_option(json_t *v, const char *key, struct task *t, struct err *e)
+{
+	long long x = 0;
+	if (strcmp(key, "image") == 0)
+		return read_image(v, t, e);
+	if (strcmp(key, "network") == 0)
+		return read_bool(v, key, &t->network, e);
+	if (strcmp(key, "read_only") == 0)
+		return read_bool(v, key, &t->readonly_rootfs, e);
+	if (strcmp(key, "reuse_warm") == 0)
+		return read_bool(v, key, &t->reuse_warm, e);
+	if (strcmp(key, "timeout_s") == 0)
+		return read_seconds_ms(v, key, 365.0 * 86400, &t->timeout_ms, e);
+	if (strcmp(key, "memory_mb") == 0) {
+		if (read_int(v, key, 0, 1LL << 30, &x, e) < 0)
+			return -1;
+		t->res.mem_mb = x;
+	} else if (strcmp(key, "cpu_milli") == 0) {
+		if (read_int(v, key, 0, 1LL << 20, &x, e) < 0)
+			return -1;
+		t->res.cpu_milli = x;
+	} else if (strcmp(key, "pids_limit") == 0) {
+		if (read_int(v, key, 0, 1LL << 22, &x, e) < 0)
+			return -1;
+		t->pids_limit = x;
+	} else {
+		return 1;
+	}
+	return 0;
+}
+
 static int read_field(json_t *v, const char *key, struct task *t, struct err *e)
 {
 	long long x = 0;
+	int run = read_run_option(v, key, t, e);
+	if (run <= 0)
+		return run;
 	if (strcmp(key, "command") == 0)
 		return read_strv(v, "command", true, &t->argv, &t->argc, e);
 	if (strcmp(key, "models") == 0)

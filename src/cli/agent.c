@@ -20,7 +20,8 @@ static const char usage[] =
 	"  --sim-gpus SPEC     simulated GPUs, e.g. 8xH100-80GB (default when no real GPU is found:\n"
 	"                      " GPU_SIM_DEFAULT "; real ones are found through NVML, then nvidia-smi)\n"
 	"  --kmsg PATH         kernel log to watch for Xid errors (default /dev/kmsg with real GPUs)\n"
-	"  --boot-id-file PATH where the boot id is read (default /proc/sys/kernel/random/boot_id)\n";
+	"  --boot-id-file PATH where the boot id is read (default /proc/sys/kernel/random/boot_id)\n"
+	ROLE_EXECUTOR_USAGE;
 
 int cli_agent(int argc, char **argv)
 {
@@ -49,6 +50,7 @@ int cli_agent(int argc, char **argv)
 	ac.gpus = found.gpus;
 	ac.n_gpus = found.n;
 	role_agent_health(&o, &found, &ac);
+	role_agent_executor(&o, &ac);
 	signals_block();
 	struct agent *a;
 	if (agent_start(&ac, 60000, &a, &e) < 0) {

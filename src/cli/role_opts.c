@@ -54,6 +54,15 @@ static int take_option(const char *verb, int argc, char **argv, int *i, unsigned
 		o->kmsg = v;
 	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--boot-id-file"))) {
 		o->boot_id_file = v;
+	} else if ((mask & ROLE_OPT_AGENT) && (v = value_of(verb, argc, argv, i, "--executor"))) {
+		if (strcmp(v, "docker") && strcmp(v, "oci") && strcmp(v, "process")) {
+			cli_error(verb, "--executor %s: want docker, oci or process", v);
+			return -1;
+		}
+		o->executor = v;
+	} else if ((mask & ROLE_OPT_AGENT) && strcmp(argv[*i], "--allow-shared-process") == 0) {
+		o->process_shared = true;
+		return 1;
 	} else if ((mask & ROLE_OPT_REMOTE) && (v = value_of(verb, argc, argv, i, "--node"))) {
 		o->node_url = v;
 	} else if ((mask & ROLE_OPT_REMOTE) && (v = value_of(verb, argc, argv, i, "--token"))) {
@@ -120,4 +129,10 @@ void role_agent_health(const struct role_opts *o, const struct gpu_found *found,
 	ac->kmsg_path = o->kmsg ? o->kmsg : real ? "/dev/kmsg" : NULL;
 	ac->boot_id_path = o->boot_id_file;
 	ac->readings = !real ? GPU_READINGS_NONE : strcmp(found->source, "nvml") == 0 ? GPU_READINGS_NVML : GPU_READINGS_SMI;
+}
+
+void role_agent_executor(const struct role_opts *o, struct agent_config *ac)
+{
+	str_copy(ac->executor, sizeof ac->executor, o->executor ? o->executor : "");
+	ac->process_shared = o->process_shared;
 }

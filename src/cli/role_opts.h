@@ -8,7 +8,7 @@
 
 enum {
 	ROLE_OPT_NODE = 1,  /* --data --listen --policy --host-grace */
-	ROLE_OPT_AGENT = 2, /* --sim-gpus --host --state --kmsg --boot-id-file */
+	ROLE_OPT_AGENT = 2, /* --sim-gpus --host --state --kmsg --boot-id-file --executor --allow-shared-process */
 	ROLE_OPT_REMOTE = 4 /* --node --token */
 };
 
@@ -20,6 +20,8 @@ struct role_opts {
 	const char *state;
 	const char *kmsg;         /* NULL: /dev/kmsg for real GPUs, none for simulated ones */
 	const char *boot_id_file; /* NULL: the kernel's */
+	const char *executor;     /* NULL: the agent picks */
+	bool process_shared;      /* --allow-shared-process */
 	const char *node_url;
 	const char *token;
 	enum sched_policy policy;
@@ -35,5 +37,14 @@ int role_opts_parse(const char *verb, const char *usage, int argc, char **argv, 
 int role_find_gpus(const char *verb, const struct role_opts *o, struct gpu_found *found);
 /* The agent's health settings (kernel log, boot id, NVML readings). */
 void role_agent_health(const struct role_opts *o, const struct gpu_found *found, struct agent_config *ac);
+
+/* The agent's executor settings (--executor, --allow-shared-process). */
+void role_agent_executor(const struct role_opts *o, struct agent_config *ac);
+
+/* The help lines of the executor options, for the verbs that run an agent. */
+#define ROLE_EXECUTOR_USAGE                                                                                  \
+	"  --executor NAME     docker, oci or process (default: docker when its socket answers, else oci\n"  \
+	"                      when runc/crun is installed, else process)\n"                               \
+	"  --allow-shared-process  let the process executor (no isolation) run more than one client's tasks\n"
 
 #endif

@@ -26,6 +26,7 @@ static const char usage[] =
 	"  --kmsg PATH         kernel log to watch for Xid errors (default /dev/kmsg with real GPUs;\n"
 	"                      a plain file works too: drills and tests append dmesg lines to it)\n"
 	"  --boot-id-file PATH where the boot id is read (default /proc/sys/kernel/random/boot_id)\n"
+	ROLE_EXECUTOR_USAGE
 	"Then: gpunode submit --gpus 1 -- echo hello; gpunode tasks; gpunode logs ID\n";
 
 int node_config_from_opts(const struct role_opts *o, struct node_config *cfg);
@@ -35,6 +36,7 @@ static int start_local_agent(const struct role_opts *o, const struct node_server
 {
 	struct agent_config ac = {.gpus = found->gpus, .n_gpus = found->n};
 	role_agent_health(o, found, &ac);
+	role_agent_executor(o, &ac);
 	str_copy(ac.node_url, sizeof ac.node_url, s->url);
 	str_copy(ac.token, sizeof ac.token, s->admin_token);
 	str_copy(ac.host, sizeof ac.host, o->host);

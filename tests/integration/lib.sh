@@ -238,7 +238,8 @@ start_node() {
 	mkdir -p "$data"
 	NODE_DATA=$data
 	echo "=== start $(date +%T.%N) port $port sim-gpus $spec" >>"$data/node.log"
-	"$GPUNODE_BIN" up --data "$data" --listen "127.0.0.1:$port" --sim-gpus "$spec" "$@" >>"$data/node.log" 2>&1 &
+	"$GPUNODE_BIN" up --data "$data" --listen "127.0.0.1:$port" --sim-gpus "$spec" \
+		--executor process --allow-shared-process "$@" >>"$data/node.log" 2>&1 &
 	NODE_PID=$!
 	_track_pid "$NODE_PID"
 	export GPUNODE_URL="http://127.0.0.1:$port" NODE_PID NODE_DATA

@@ -31,7 +31,7 @@ export FAKE_NVML_SCENARIO=$TEST_DIR/scenario LD_LIBRARY_PATH=$fake_dir${LD_LIBRA
 port=$(free_port)
 NODE_DATA=$TEST_DIR/data
 mkdir -p "$NODE_DATA"
-"$G" up --data "$NODE_DATA" --listen "127.0.0.1:$port" --host gpuhost --kmsg "$TEST_DIR/kmsg" \
+"$G" up --data "$NODE_DATA" --listen "127.0.0.1:$port" --host gpuhost --kmsg "$TEST_DIR/kmsg" --executor process \
 	>>"$NODE_DATA/node.log" 2>&1 &
 NODE_PID=$!
 _track_pid "$NODE_PID"

@@ -25,7 +25,7 @@ port=$(free_port)
 NODE_DATA=$TEST_DIR/data
 mkdir -p "$NODE_DATA"
 : >"$TEST_DIR/kmsg"
-"$G" up --data "$NODE_DATA" --listen "127.0.0.1:$port" --host smihost --kmsg "$TEST_DIR/kmsg" \
+"$G" up --data "$NODE_DATA" --listen "127.0.0.1:$port" --host smihost --kmsg "$TEST_DIR/kmsg" --executor process \
 	>>"$NODE_DATA/node.log" 2>&1 &
 NODE_PID=$!
 _track_pid "$NODE_PID"

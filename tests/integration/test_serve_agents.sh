@@ -26,7 +26,7 @@ assert_api_error 403 forbidden "a client token on an agent route"
 
 start_agent() { # HOST
 	"$GPUNODE_BIN" agent --node "$GPUNODE_URL" --token "$agent_token" --host "$1" \
-		--state "$TEST_DIR/agent-$1" --sim-gpus 2xA100-80GB >>"$NODE_DATA/agent-$1.log" 2>&1 &
+		--state "$TEST_DIR/agent-$1" --sim-gpus 2xA100-80GB --executor process --allow-shared-process >>"$NODE_DATA/agent-$1.log" 2>&1 &
 	local pid=$!
 	_track_pid "$pid"
 	echo "$pid"

@@ -33,14 +33,21 @@ TestSuite(exec, .init = setup, .fini = teardown);
 
 static const char uuids[2][TASK_GPU_UUID_MAX] = {"GPU-aaaa", "GPU-bbbb"};
 
-static int start(const char *id, const char *script, int n_gpus, char **env, int n_env, struct err *e)
+static int start_timed(const char *id, const char *script, int n_gpus, char **env, int n_env, int64_t timeout_ms,
+		       struct err *e)
 {
-	char log[128];
+	char log[128], reason[EXEC_REASON_MAX] = "";
 	snprintf(log, sizeof log, "%s/%s.log", dir, id);
 	char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
 	struct exec_spec s = {.task_id = id, .argv = argv, .argc = 3, .env = env, .n_env = n_env,
-			      .gpu_uuids = uuids, .n_gpus = n_gpus, .milli = 1000, .workdir = dir, .log_path = log};
-	return b->start(b, &s, e);
+			      .gpu_uuids = uuids, .n_gpus = n_gpus, .milli = 1000, .workdir = dir, .log_path = log,
+			      .timeout_ms = timeout_ms, .stop_grace_ms = 200};
+	return b->start(b, &s, reason, e);
+}
+
+static int start(const char *id, const char *script, int n_gpus, char **env, int n_env, struct err *e)
+{
+	return start_timed(id, script, n_gpus, env, n_env, 0, e);
 }
 
 static struct exec_exit wait_one(void)
@@ -105,8 +112,10 @@ Test(exec, a_missing_program_fails_to_start_with_a_reason)
 	char *argv[] = {"/no/such/program", NULL};
 	struct exec_spec s = {.task_id = "t4", .argv = argv, .argc = 1, .workdir = dir, .log_path = log};
 	struct err e;
-	cr_assert_eq(b->start(b, &s, &e), -1);
+	char reason[EXEC_REASON_MAX] = "";
+	cr_assert_eq(b->start(b, &s, reason, &e), -1);
 	cr_assert(strstr(e.msg, "/no/such/program"), "%s", e.msg);
+	cr_assert_str_eq(reason, EXEC_REASON_START_FAILED);
 }
 
 /* Alive and not a zombie: an orphan's zombie waits for PID 1 to reap it,
@@ -162,4 +171,26 @@ Test(exec, many_tasks_are_all_reaped)
 		cr_assert_eq(wait_one().exit_code, 0);
 	struct exec_exit x;
 	cr_assert_eq(b->wait_exit(b, 50, &x), 0);
+}
+
+Test(exec, a_task_past_its_timeout_is_stopped_with_reason_timeout)
+{
+	struct err e;
+	cr_assert_eq(start_timed("t7", "sleep 30", 1, NULL, 0, 300, &e), 0, "%s", e.msg);
+	struct exec_exit x = wait_one();
+	cr_assert_str_eq(x.task_id, "t7");
+	cr_assert_eq(x.signal, SIGTERM, "signal %d", x.signal);
+	cr_assert_str_eq(x.failure_reason, EXEC_REASON_TIMEOUT);
+}
+
+Test(exec, a_task_that_ends_in_time_has_no_failure_reason_and_reports_usage)
+{
+	struct err e;
+	cr_assert_eq(start_timed("t8", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done", 1, NULL, 0, 60000, &e), 0,
+		     "%s", e.msg);
+	struct exec_exit x = wait_one();
+	cr_assert_eq(x.exit_code, 0);
+	cr_assert_str_eq(x.failure_reason, "");
+	cr_assert_gt(x.usage.peak_mem_bytes, 0);
+	cr_assert_gt(x.usage.cpu_seconds, 0.0);
 }
