@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "exec_docker.h"
+#include "exec_oci.h"
 #include "util.h"
 
 static bool is_container_backend(const struct exec_backend *b)
@@ -30,12 +31,11 @@ static bool program_installed(const char *name)
 	return false;
 }
 
-/* The OCI runtime backend lands with the OCI image store; until then the
- * agent says so and, when picking by itself, goes on to process. */
+/* runc or crun, whichever exec_oci picks (crun when the host's cgroups
+ * let it run), with the image store under the agent's state dir. */
 static struct exec_backend *open_oci(const struct agent_config *cfg, struct err *e)
 {
-	err_set(e, ERR_UNAVAILABLE, "the oci executor is not built into this gpunode yet");
-	return NULL;
+	return exec_oci_new(cfg->state_dir, NULL, e);
 }
 
 static struct exec_backend *open_named(const struct agent_config *cfg, const char *name, struct err *e)

@@ -449,3 +449,8 @@ void client_default_data_dir(char *buf, size_t cap)
 	const char *home = home_dir();
 	snprintf(buf, cap, "%s/.gpunode/data", home ? home : ".");
 }
+
+int client_data_dir(const char *flag, char *buf, size_t cap, struct err *e)
+{
+	return resolve_data_dir(flag, buf, cap, e);
+}

@@ -67,5 +67,8 @@ int client_write_pointer(const char *data_dir, struct err *e);
 /* The default data dir: $GPUNODE_DATA, else /var/lib/gpunode as root, else
  * $HOME/.gpunode/data. */
 void client_default_data_dir(char *buf, size_t cap);
+/* The data dir the CLI works on, resolved as client_resolve does: flag
+ * (--data), GPUNODE_DATA, the last local `gpunode up`, the default. */
+int client_data_dir(const char *flag, char *buf, size_t cap, struct err *e);
 
 #endif

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +98,15 @@ void oci_bundle_path(const struct oci_backend *o, const char *id, char *buf, siz
 	snprintf(buf, cap, "%s/%s", o->bundles, id);
 }
 
-void oci_cgroup_path(const char *host, const char *id, char *buf, size_t cap)
+/* /gpunode/HOST.STATE/ID, STATE a hash of the agent's state dir: two agents
+ * on one machine (tests, simulated hosts) never share a cgroup, even with
+ * the same host name and task id; `delete --force` kills a whole cgroup. */
+void oci_cgroup_path(const struct oci_backend *o, const char *host, const char *id, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "/gpunode/%s/%s", host && *host ? host : "local", id);
+	uint32_t h = 2166136261u;
+	for (const char *p = o->root; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(buf, cap, "/gpunode/%s.%08x/%s", host && *host ? host : "local", h, id);
 }
 
 int oci_task_find(const struct oci_backend *o, const char *id)

@@ -61,7 +61,7 @@ static void rewatch(struct oci_backend *o, const char *host, const char *id, con
 		return;
 	struct oci_task *t = oci_task_add(o, id);
 	str_copy(t->bundle, sizeof t->bundle, bundle);
-	oci_cgroup_path(host, id, t->cgroup, sizeof t->cgroup);
+	oci_cgroup_path(o, host, id, t->cgroup, sizeof t->cgroup);
 	t->shim_pid = shim;
 	t->shim_pidfd = pidfd;
 	t->shim_is_child = false;

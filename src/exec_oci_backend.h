@@ -51,7 +51,7 @@ static inline struct oci_backend *as_oci(struct exec_backend *b)
 
 /* BUNDLES/ID and the task's cgroup path. */
 void oci_bundle_path(const struct oci_backend *o, const char *id, char *buf, size_t cap);
-void oci_cgroup_path(const char *host, const char *id, char *buf, size_t cap);
+void oci_cgroup_path(const struct oci_backend *o, const char *host, const char *id, char *buf, size_t cap);
 
 /* Adds a watched run (lock held) and wakes wait_exit. */
 struct oci_task *oci_task_add(struct oci_backend *o, const char *id);

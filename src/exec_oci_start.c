@@ -226,7 +226,7 @@ int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, s
 	str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_START_FAILED);
 	char bundle[OCI_PATH_MAX], cgroup[256];
 	oci_bundle_path(o, s->task_id, bundle, sizeof bundle);
-	oci_cgroup_path(s->host, s->task_id, cgroup, sizeof cgroup);
+	oci_cgroup_path(o, s->host, s->task_id, cgroup, sizeof cgroup);
 	/* A bundle left by an earlier run of this task (a retry on this host). */
 	if (access(bundle, F_OK) == 0) {
 		oci_runtime_delete(o, s->task_id);

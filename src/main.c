@@ -23,6 +23,7 @@ static const struct cli_verb verbs[] = {
 	{"hosts", cli_hosts, "list the pool's hosts"},
 	{"token", cli_token, "create API tokens"},
 	{"sim", cli_sim, "replay a trace through the scheduler (sim openb: packing)"},
+	{"image", cli_image, "the oci executor's local images: import, ls, rm"},
 	{NULL, NULL, NULL},
 };
 

@@ -26,6 +26,7 @@ int cli_gpus(int argc, char **argv);
 int cli_hosts(int argc, char **argv);
 int cli_token(int argc, char **argv);
 int cli_sim(int argc, char **argv);
+int cli_image(int argc, char **argv);
 
 /* Connection options every client verb accepts: --url, --token, --data. */
 struct cli_conn {

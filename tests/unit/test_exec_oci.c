@@ -314,7 +314,9 @@ ParameterizedTest(int *rt_id, oci, adopt_after_kill, .init = setup, .fini = tear
 	cr_assert_eq(b->adopt(b, "test-host", adopt, 2, &e), 0, "%s", e.msg);
 	cr_assert_eq(adopt[0].state, EXEC_ADOPT_RUNNING);
 	cr_assert_eq(adopt[1].state, EXEC_ADOPT_EXITED);
-	cr_assert_eq(adopt[1].exit.exit_code, 7);
+	cr_assert_eq(adopt[1].exit.exit_code, 7, "%s: code %d signal %d %s", runtime_names[*rt_id], adopt[1].exit.exit_code,
+		     adopt[1].exit.signal,
+		     adopt[1].exit.failure_message);
 	char bundle[256];
 	snprintf(bundle, sizeof bundle, "%s/oci/bundles/%s", state, runs[2].id);
 	cr_assert_neq(access(bundle, F_OK), 0, "the orphan's bundle is gone");
