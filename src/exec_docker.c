@@ -49,6 +49,8 @@ static void pull_line(struct pull_progress *p, const char *line)
 {
 	json_t *j = json_loads(line, 0, NULL);
 	const char *err = json_string_value(json_object_get(j, "error"));
+	if (!err) /* a refusal before the pull began: {"message": ...} */
+		err = json_string_value(json_object_get(j, "message"));
 	const char *status = json_string_value(json_object_get(j, "status"));
 	const char *progress = json_string_value(json_object_get(j, "progress"));
 	const char *id = json_string_value(json_object_get(j, "id"));
@@ -97,6 +99,10 @@ static int pull_image(struct docker_backend *b, const struct exec_spec *s, char 
 	if (p.log_fd >= 0)
 		dprintf(p.log_fd, "gpunode: image %s is not on this host: pulling\n", s->image);
 	long status = docker_stream(b->socket, "POST", path, NULL, EXEC_DOCKER_PULL_TIMEOUT_MS, pull_chunk, &p, e);
+	if (p.line.len) { /* an answer without a final newline */
+		p.line.buf[p.line.len] = '\0';
+		pull_line(&p, p.line.buf);
+	}
 	if (p.log_fd >= 0)
 		close(p.log_fd);
 	if (status < 0)

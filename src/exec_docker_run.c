@@ -271,9 +271,26 @@ static void read_exec_end(struct docker_run *r)
 		exec_exit_set_failure(&r->exit, EXEC_REASON_OOM, "killed by the OOM killer: it went over its memory limit");
 }
 
+/* One last reading as the output ends: the cgroup may still be there, and
+ * a task shorter than the sampling period would otherwise show no usage. */
+static void sample_last(struct docker_run *r)
+{
+	long long cpu, peak, ooms;
+	if (docker_cgroup_read(r->container, &cpu, &peak, &ooms) < 0)
+		return;
+	pthread_mutex_lock(&r->b->mu);
+	double secs = (double)(cpu - r->cpu_base_ns) / 1e9;
+	if (secs > r->usage.cpu_seconds)
+		r->usage.cpu_seconds = secs;
+	if (peak > r->usage.peak_mem_bytes)
+		r->usage.peak_mem_bytes = peak;
+	pthread_mutex_unlock(&r->b->mu);
+}
+
 void docker_run_follow_to_end(struct docker_run *r)
 {
 	follow_output(r);
+	sample_last(r);
 	if (r->warm)
 		read_exec_end(r);
 	else

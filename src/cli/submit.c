@@ -23,21 +23,101 @@ static const char help[] =
 	"  --model M           allowed GPU model (repeatable; default any)\n"
 	"  --env K=V           environment variable for the task (repeatable)\n"
 	"  --max-wait SECONDS  expire the task if it is not placed in time (default 0: wait forever)\n"
+	"Containers (the docker and oci executors; the process executor ignores them but --timeout):\n"
+	"  --image IMG         image to run the command in, e.g. busybox:local\n"
+	"  --memory SIZE       memory limit: 512K, 64M, 2G (no swap on top); also counted against the host\n"
+	"  --cpus N            CPU limit in cores, e.g. 0.5\n"
+	"  --pids N            process limit (default: the executor's, 4096)\n"
+	"  --network           give the container a network (default: none, loopback only)\n"
+	"  --read-only         read-only root filesystem; the scratch dir (cwd) stays writable\n"
+	"  --reuse-warm        may run in this client's warm container of the same image and limits\n"
+	"  --timeout DURATION  stop the task after this long (30s, 500ms, 5m, 2h): failure_reason timeout\n"
 	"  --wait              wait until the task ends; exit with its exit code\n"
 	"  --json              print the task object (with --wait: the final one)\n"
 	"Options end at \"--\" or at the first word that is not an option.\n";
 
 struct submit_opts {
-	struct cli_int gpus, milli, priority, min_vram, max_wait;
-	const char *category;
+	struct cli_int gpus, milli, priority, min_vram, max_wait, pids;
+	const char *category, *image, *memory, *cpus, *timeout;
 	struct cli_list models, env;
-	bool wait, json;
+	bool wait, json, network, read_only, reuse_warm;
 };
+
+/* "64M" -> MiB (K, M, G, T suffixes, binary; a bare number is bytes),
+ * rounded up to whole MiB. -1 when it does not parse or is 0. */
+static long long parse_size_mb(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	double mult = 1;
+	switch (*end) {
+	case 'k': case 'K': mult = 1024.0; end++; break;
+	case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+	case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+	case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+	}
+	if (*end == 'i' || *end == 'b' || *end == 'B')
+		end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
+	if (end == s || *end || !(v > 0) || v * mult > 1e15)
+		return -1;
+	double mb = v * mult / (1024.0 * 1024);
+	long long whole = (long long)mb;
+	return whole + (mb > (double)whole);
+}
+
+/* "30s", "500ms", "5m", "2h", "30" (seconds) -> seconds; -1 when bad. */
+static double parse_duration_s(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || !(v >= 0))
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		return v / 1000;
+	if (!*end || strcmp(end, "s") == 0)
+		return v;
+	if (strcmp(end, "m") == 0)
+		return v * 60;
+	if (strcmp(end, "h") == 0)
+		return v * 3600;
+	return -1;
+}
+
+/* "0.5" cores -> 500 milli-CPU; -1 when bad. */
+static long long parse_cpus_milli(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || *end || !(v > 0) || v > 1024)
+		return -1;
+	long long m = (long long)(v * 1000 + 0.5);
+	return m > 0 ? m : -1;
+}
 
 static void set_int(json_t *req, const char *key, const struct cli_int *v)
 {
 	if (v->set)
 		json_object_set_new(req, key, json_integer(v->value));
+}
+
+/* The container options; check_opts has parsed them once already. */
+static void add_run_options(json_t *req, const struct submit_opts *o)
+{
+	if (o->image)
+		json_object_set_new(req, "image", json_string(o->image));
+	if (o->memory)
+		json_object_set_new(req, "memory_mb", json_integer(parse_size_mb(o->memory)));
+	if (o->cpus)
+		json_object_set_new(req, "cpu_milli", json_integer(parse_cpus_milli(o->cpus)));
+	set_int(req, "pids_limit", &o->pids);
+	if (o->timeout)
+		json_object_set_new(req, "timeout_s", json_real(parse_duration_s(o->timeout)));
+	if (o->network)
+		json_object_set_new(req, "network", json_true());
+	if (o->read_only)
+		json_object_set_new(req, "read_only", json_true());
+	if (o->reuse_warm)
+		json_object_set_new(req, "reuse_warm", json_true());
 }
 
 /* The POST /v1/tasks body: only what was given, so the node's defaults apply. */
@@ -71,6 +151,7 @@ static json_t *build_request(const struct submit_opts *o, const struct cli_list 
 		json_object_set_new(req, "env", env);
 	}
 	set_int(req, "max_wait_s", &o->max_wait);
+	add_run_options(req, o);
 	return req;
 }
 
@@ -88,6 +169,14 @@ static int check_opts(const struct submit_opts *o)
 		if (!eq || eq == o->env.items[i])
 			return cli_usage_error("submit", "--env: expected KEY=VALUE, got '%s'", o->env.items[i]);
 	}
+	if (o->image && !task_image_valid(o->image))
+		return cli_usage_error("submit", "--image: '%s' is not an image reference (like busybox:local)", o->image);
+	if (o->memory && parse_size_mb(o->memory) < 0)
+		return cli_usage_error("submit", "--memory: expected a size like 64M or 2G, got '%s'", o->memory);
+	if (o->cpus && parse_cpus_milli(o->cpus) < 0)
+		return cli_usage_error("submit", "--cpus: expected a number of cores like 0.5, got '%s'", o->cpus);
+	if (o->timeout && parse_duration_s(o->timeout) < 0)
+		return cli_usage_error("submit", "--timeout: expected a duration like 30s, 500ms or 5m, got '%s'", o->timeout);
 	return CLI_OK;
 }
 
@@ -151,6 +240,14 @@ int cli_submit(int argc, char **argv)
 		{"--model", 0, CLI_OPT_LIST, &o.models, 0, 0},
 		{"--env", 0, CLI_OPT_LIST, &o.env, 0, 0},
 		{"--max-wait", 0, CLI_OPT_INT, &o.max_wait, 0, INT64_MAX / 1000},
+		{"--image", 0, CLI_OPT_STRING, &o.image, 0, 0},
+		{"--memory", 0, CLI_OPT_STRING, &o.memory, 0, 0},
+		{"--cpus", 0, CLI_OPT_STRING, &o.cpus, 0, 0},
+		{"--pids", 0, CLI_OPT_INT, &o.pids, 1, 1 << 22},
+		{"--timeout", 0, CLI_OPT_STRING, &o.timeout, 0, 0},
+		{"--network", 0, CLI_OPT_FLAG, &o.network, 0, 0},
+		{"--read-only", 0, CLI_OPT_FLAG, &o.read_only, 0, 0},
+		{"--reuse-warm", 0, CLI_OPT_FLAG, &o.reuse_warm, 0, 0},
 		{"--wait", 0, CLI_OPT_FLAG, &o.wait, 0, 0},
 		{"--json", 0, CLI_OPT_FLAG, &o.json, 0, 0},
 		{0},

@@ -34,6 +34,9 @@ NODE_STOP_TIMEOUT=$((10 * SLOW))
 NODE_PID=
 NODE_DATA=
 _lib_failed_reported=
+# A command prefix for api and cli: empty, or `ip netns exec NS` once a test
+# of several hosts calls netns_client (the node is then only reachable there).
+_LIB_CLIENT_WRAP=()
 
 # Prints a failure message to stderr and exits the test (or the subshell it
 # is called in; with set -e the caller then fails too).
@@ -49,7 +52,7 @@ _track_pid() {
 
 _print_node_logs() {
 	local f
-	for f in "$TEST_DIR"/*/node.log "$TEST_DIR"/node*.log; do
+	for f in "$TEST_DIR"/*/node.log "$TEST_DIR"/node*.log "$TEST_DIR"/*/agent.log; do
 		[[ -f "$f" ]] || continue
 		echo "---- last 40 lines of $f ----" >&2
 		tail -n 40 "$f" >&2
@@ -85,12 +88,24 @@ _lib_on_exit() {
 	for p in ${_LIB_BG_PIDS:-}; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
+	# Hooks registered with on_exit (e.g. netns_cleanup), last: they may need
+	# the processes above gone. Each gets the test's exit status.
+	local h
+	for h in ${_LIB_EXIT_HOOKS:-}; do
+		"$h" "$rc" || true
+	done
 	exit "$rc"
 }
 trap '_lib_on_err "$LINENO" "$BASH_COMMAND"' ERR
 trap _lib_on_exit EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
+
+# on_exit FUNC — runs FUNC STATUS when the test exits (pass or fail), after
+# the node and the tracked helpers are killed.
+on_exit() {
+	_LIB_EXIT_HOOKS="${_LIB_EXIT_HOOKS:-} $1"
+}
 
 # Remembers a background helper (e.g. a submitter loop) for cleanup.
 track_bg() {
@@ -168,7 +183,7 @@ api() {
 	fi
 	: >"$TEST_DIR/.body"
 	: >"$TEST_DIR/.headers"
-	HTTP_STATUS=$(curl "${args[@]}" "$GPUNODE_URL$path" 2>"$TEST_DIR/.curlerr") || true
+	HTTP_STATUS=$("${_LIB_CLIENT_WRAP[@]}" curl "${args[@]}" "$GPUNODE_URL$path" 2>"$TEST_DIR/.curlerr") || true
 	HTTP_BODY=$(cat "$TEST_DIR/.body")
 	HTTP_HEADERS=$(tr '[:upper:]' '[:lower:]' <"$TEST_DIR/.headers" | tr -d '\r')
 }
@@ -335,7 +350,7 @@ TRANSITIONS_JQ='.events | (if length > 0 and (.[0].from == null or .[0].from == 
 # cli ARGS... — runs the CLI (output to stdout), failing the test if it fails.
 cli() {
 	local out rc=0
-	out=$("$GPUNODE_BIN" "$@" 2>"$TEST_DIR/.clierr") || rc=$?
+	out=$("${_LIB_CLIENT_WRAP[@]}" "$GPUNODE_BIN" "$@" 2>"$TEST_DIR/.clierr") || rc=$?
 	if ((rc != 0)); then
 		fail "gpunode $*: exit $rc; stdout: ${out:0:500}; stderr: $(head -c 500 "$TEST_DIR/.clierr")"
 	fi
@@ -401,5 +416,196 @@ wait_until() {
 			fail "timed out after ${timeout}s waiting for: $what"
 		fi
 		sleep 0.05
+	done
+}
+
+# --- several hosts on one machine: network namespaces -----------------------
+# A test of several hosts builds a private LAN out of network namespaces: one
+# namespace holds a bridge, and each host gets its own namespace joined to the
+# bridge by a veth pair. Both ends of every veth are created directly inside
+# these namespaces, so the machine's own interfaces, addresses and routes are
+# never touched, and the LAN's addresses exist only inside the namespaces.
+# Processes are started in a host's namespace with `ip netns exec`, which execs
+# the command (the pid we get is the process's own).
+#
+# Namespaces are named gn-TAG-PID-NAME (PID: the test's shell). netns_lan
+# removes what an earlier run of the same test left behind if that run was
+# killed before its exit trap (its PID is dead), and registers netns_cleanup
+# to run at exit, pass or fail.
+#
+#   netns_lan TAG               create the LAN (the bridge's namespace)
+#   netns_host NAME ADDR/LEN    add host NAME with address ADDR on the LAN
+#   netns_name NAME             print host NAME's namespace
+#   in_netns NAME CMD...        run CMD in host NAME's namespace
+#   netns_client NAME           from now on api and cli (and what is built on
+#                               them: wait_for_state, submit_json...) run in
+#                               host NAME's namespace
+#   netns_host_of_pid PID       print the NAME of the host whose namespace PID
+#                               runs in (nothing if none of ours)
+#   netns_cleanup               kill every process left in the namespaces and
+#                               delete them
+
+_NETNS_PREFIX=
+_NETNS_LIST=()
+
+netns_lan() {
+	local tag=$1 ns pid
+	command -v ip >/dev/null || fail "netns_lan: iproute2 (ip) is not installed"
+	# Leftovers of a killed earlier run of this test (their owner is dead).
+	while read -r ns _; do
+		[[ "$ns" =~ ^gn-$tag-([0-9]+)- ]] || continue
+		pid=${BASH_REMATCH[1]}
+		kill -0 "$pid" 2>/dev/null && continue
+		echo "netns_lan: removing $ns, left by dead run $pid" >&2
+		_netns_kill_all "$ns"
+		ip netns del "$ns" 2>/dev/null || true
+	done < <(ip netns list 2>/dev/null)
+	_NETNS_PREFIX="gn-$tag-$$"
+	on_exit netns_cleanup
+	ns="$_NETNS_PREFIX-lan"
+	_NETNS_LIST+=("$ns")
+	ip netns add "$ns" || fail "ip netns add $ns failed (root and CAP_SYS_ADMIN needed)"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link add br0 type bridge
+	ip -n "$ns" link set br0 up
+}
+
+netns_host() {
+	local name=$1 addr=$2 ns="$_NETNS_PREFIX-$1" lan="$_NETNS_PREFIX-lan"
+	[[ -n "$_NETNS_PREFIX" ]] || fail "netns_host before netns_lan"
+	_NETNS_LIST+=("$ns")
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	# eth0 in the host's namespace, its peer v-NAME straight in the LAN's.
+	ip -n "$ns" link add eth0 type veth peer name "v-$name" netns "$lan"
+	ip -n "$lan" link set "v-$name" master br0
+	ip -n "$lan" link set "v-$name" up
+	ip -n "$ns" addr add "$addr" dev eth0
+	ip -n "$ns" link set eth0 up
+}
+
+netns_name() {
+	printf '%s\n' "$_NETNS_PREFIX-$1"
+}
+
+in_netns() {
+	local ns="$_NETNS_PREFIX-$1"
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+netns_client() {
+	_LIB_CLIENT_WRAP=(ip netns exec "$_NETNS_PREFIX-$1")
+}
+
+netns_host_of_pid() {
+	local ns
+	for ns in $(ip netns identify "$1" 2>/dev/null); do
+		[[ "$ns" == "$_NETNS_PREFIX"-* ]] && printf '%s\n' "${ns#"$_NETNS_PREFIX"-}"
+	done
+	return 0
+}
+
+# _netns_kill_all NS — SIGKILL every process in NS, wait (generously) until
+# none is left: a namespace is only gone once its last process is.
+_netns_kill_all() {
+	local ns=$1 p i
+	for ((i = 0; i < 100; i++)); do
+		local pids
+		pids=$(ip netns pids "$ns" 2>/dev/null) || return 0
+		[[ -n "$pids" ]] || return 0
+		for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+		sleep 0.1
+	done
+	echo "netns: processes still in $ns after 10s: $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')" >&2
+}
+
+netns_cleanup() {
+	local ns i
+	# Hosts first, the LAN (first in the list) last.
+	for ((i = ${#_NETNS_LIST[@]} - 1; i >= 0; i--)); do
+		ns=${_NETNS_LIST[i]}
+		_netns_kill_all "$ns"
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	_NETNS_LIST=()
+}
+
+# netns_serve HOST ADDR:PORT DATA [ARGS...] — starts `gpunode serve` in host
+# HOST's namespace, listening on ADDR:PORT (log: DATA/node.log, appended),
+# waits for /healthz from that namespace, and exports GPUNODE_URL,
+# GPUNODE_TOKEN, NODE_PID and NODE_DATA (stop_node and kill_node_hard work).
+netns_serve() {
+	local host=$1 listen=$2 data=$3
+	shift 3
+	mkdir -p "$data"
+	NODE_DATA=$data
+	echo "=== serve $(date +%T.%N) in $(netns_name "$host") on $listen" >>"$data/node.log"
+	in_netns "$host" "$GPUNODE_BIN" serve --data "$data" --listen "$listen" "$@" >>"$data/node.log" 2>&1 &
+	NODE_PID=$!
+	_track_pid "$NODE_PID"
+	export GPUNODE_URL="http://$listen" NODE_PID NODE_DATA
+	local deadline=$((SECONDS + NODE_START_TIMEOUT))
+	until in_netns "$host" curl -fsS --max-time 1 "$GPUNODE_URL/healthz" >/dev/null 2>&1; do
+		if ! kill -0 "$NODE_PID" 2>/dev/null; then
+			local rc=0
+			wait "$NODE_PID" || rc=$?
+			NODE_PID=
+			fail "gpunode serve exited (status $rc) before $GPUNODE_URL/healthz answered"
+		fi
+		((SECONDS < deadline)) || fail "gpunode serve did not answer $GPUNODE_URL/healthz within ${NODE_START_TIMEOUT}s"
+		sleep 0.05
+	done
+	[[ -s "$data/admin.token" ]] || fail "gpunode serve answers but $data/admin.token is missing or empty"
+	GPUNODE_TOKEN=$(tr -d '[:space:]' <"$data/admin.token")
+	export GPUNODE_TOKEN
+}
+
+# netns_agent HOST TOKEN STATE SIM_GPUS [ARGS...] — starts `gpunode agent
+# --host HOST` in host HOST's namespace against $GPUNODE_URL (log:
+# STATE/agent.log, appended); sets AGENT_PID (not printed: the agent must be
+# the test shell's own child, so that the test can wait for it). The executor is
+# ${EXECUTOR:-process}: the agent's own pick would be docker or oci on a
+# machine that has them, and these tests' tasks are host scripts.
+netns_agent() {
+	local host=$1 token=$2 state=$3 spec=$4
+	shift 4
+	local ex=(--executor "${EXECUTOR:-process}")
+	[[ "${EXECUTOR:-process}" == process ]] && ex+=(--allow-shared-process)
+	mkdir -p "$state"
+	echo "=== agent $(date +%T.%N) in $(netns_name "$host")" >>"$state/agent.log"
+	in_netns "$host" "$GPUNODE_BIN" agent --node "$GPUNODE_URL" --token "$token" --host "$host" \
+		--state "$state" --sim-gpus "$spec" "${ex[@]}" "$@" >>"$state/agent.log" 2>&1 &
+	AGENT_PID=$!
+	_track_pid "$AGENT_PID"
+}
+
+# _running PID — true while PID exists and is not a zombie (an exited child
+# stays a zombie until waited for, and kill -0 still succeeds on it).
+_running() {
+	local s
+	s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ -n "$s" && "$s" != Z* ]]
+}
+
+# stop_agents PID... — SIGINT to agents the test started (its own children);
+# each must exit within NODE_STOP_TIMEOUT with status 0 (or 130, death by
+# SIGINT), else the test fails.
+stop_agents() {
+	local p rc deadline
+	kill -INT "$@" 2>/dev/null || true
+	for p in "$@"; do
+		deadline=$((SECONDS + NODE_STOP_TIMEOUT))
+		while _running "$p"; do
+			if ((SECONDS >= deadline)); then
+				kill -KILL "$p" 2>/dev/null || true
+				wait "$p" 2>/dev/null || true
+				fail "agent $p did not stop within ${NODE_STOP_TIMEOUT}s of SIGINT (killed)"
+			fi
+			sleep 0.1
+		done
+		rc=0
+		wait "$p" || rc=$?
+		((rc == 0 || rc == 130)) || fail "agent $p exited with status $rc after SIGINT (expected 0)"
 	done
 }
