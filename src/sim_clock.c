@@ -247,8 +247,15 @@ static int sim_pass_sjf(struct sim_state *s, int64_t now, struct err *e)
 	return 0;
 }
 
+static size_t sim_waiting(const struct sim_state *s);
+
+/* A pass with nothing waiting, or with every GPU milli allocated, can place
+ * nothing and leaves nothing behind (reservations live for one pass only):
+ * skipping it changes no schedule, and most instants are such. */
 static int sim_pass(struct sim_state *s, int64_t now, struct err *e)
 {
+	if (sim_waiting(s) == 0 || s->free_milli <= 0)
+		return 0;
 	s->passes++;
 	switch (s->o->mode) {
 	case SIM_QUEUE_DEFAULT:

@@ -100,7 +100,7 @@ struct sim_summary {
 	double avg_jct_s, avg_wait_s, p50_wait_s, p99_wait_s, max_wait_s;
 	double gpu_util;      /* GPU-seconds run / (GPUs x makespan) */
 	double makespan_s;    /* first submission to last end */
-	uint64_t passes;      /* scheduling instants */
+	uint64_t passes;      /* scheduling passes run (instants where one could place) */
 	double sim_seconds;   /* wall time of the run */
 };
 
