@@ -541,7 +541,9 @@ netns_serve() {
 	mkdir -p "$data"
 	NODE_DATA=$data
 	echo "=== serve $(date +%T.%N) in $(netns_name "$host") on $listen" >>"$data/node.log"
-	in_netns "$host" "$GPUNODE_BIN" serve --data "$data" --listen "$listen" "$@" >>"$data/node.log" 2>&1 &
+	# ip directly, not in_netns: a background shell function runs in a
+	# subshell, and $! would be that subshell, not the node.
+	ip netns exec "$_NETNS_PREFIX-$host" "$GPUNODE_BIN" serve --data "$data" --listen "$listen" "$@" >>"$data/node.log" 2>&1 &
 	NODE_PID=$!
 	_track_pid "$NODE_PID"
 	export GPUNODE_URL="http://$listen" NODE_PID NODE_DATA
@@ -574,7 +576,7 @@ netns_agent() {
 	[[ "${EXECUTOR:-process}" == process ]] && ex+=(--allow-shared-process)
 	mkdir -p "$state"
 	echo "=== agent $(date +%T.%N) in $(netns_name "$host")" >>"$state/agent.log"
-	in_netns "$host" "$GPUNODE_BIN" agent --node "$GPUNODE_URL" --token "$token" --host "$host" \
+	ip netns exec "$_NETNS_PREFIX-$host" "$GPUNODE_BIN" agent --node "$GPUNODE_URL" --token "$token" --host "$host" \
 		--state "$state" --sim-gpus "$spec" "${ex[@]}" "$@" >>"$state/agent.log" 2>&1 &
 	AGENT_PID=$!
 	_track_pid "$AGENT_PID"
