@@ -82,9 +82,15 @@ start_up() {
 }
 
 # The process executor, named when this build's `up` has --executor (older
-# builds run processes without the flag).
+# builds run processes without the flag); one client's tasks, so sharing the
+# unisolated executor between clients is not at stake.
 process_executor_args() {
-	if "$BIN" up --help 2>&1 | grep -q -- '--executor'; then
+	local help
+	help=$("$BIN" up --help 2>&1)
+	if grep -q -- '--executor' <<<"$help"; then
 		echo "--executor process"
+	fi
+	if grep -q -- '--allow-shared-process' <<<"$help"; then
+		echo "--allow-shared-process"
 	fi
 }

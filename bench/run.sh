@@ -9,11 +9,20 @@
 #   4. node_rss_bytes_100k_queued: VmRSS of `gpunode up` holding 100,000 queued
 #      tasks (they ask for a GPU model no one has, so they stay queued);
 #   5. agent_rss_bytes_idle: VmRSS of a `gpunode agent` registered with a
-#      `gpunode serve`, idle for 2 s.
+#      `gpunode serve`, idle for 2 s;
+#   6. openb packing (bench/sim_openb.sh): 4 workloads x 10 seeds x {frag,
+#      bestfit} -> openb_<workload>_alloc_pct, openb_<workload>_bestfit_alloc_pct;
+#   7. Philly (bench/sim_philly.sh): fifo, sjf, default on 80 x 8 GPUs ->
+#      philly_avg_jct_ratio_vs_fifo, philly_sim_seconds, waits, utilization;
+#   8. Slurm side by side (bench/slurm/run.sh): slurm_e2e_tasks_per_s,
+#      gpunode_e2e_tasks_per_s, e2e_ratio_vs_slurm, submission rates;
+#   9. containers, when their scripts are present: bench/container_bench.sh
+#      and bench/container_bench_oci.sh BUILD, flat JSON merged as they print it.
 # Writes every figure of this run to bench/results/latest.json (one flat
 # object) and a table to stdout and bench/results/latest.md. Progress goes to
 # stderr. Every process it starts is stopped by pid on exit, failure or not.
 #   BENCH_API_COUNT (20000), BENCH_API_THREADS (8), BENCH_E2E_COUNT (2000), BENCH_QUEUED (100000)
+#   BENCH_OPENB_SEEDS (10: seeds 42..51; fewer is said in the output), BENCH_SKIP ("slurm containers": steps to skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +32,12 @@ API_COUNT=${BENCH_API_COUNT:-20000}
 API_THREADS=${BENCH_API_THREADS:-8}
 E2E_COUNT=${BENCH_E2E_COUNT:-2000}
 QUEUED=${BENCH_QUEUED:-100000}
+OPENB_SEEDS=${BENCH_OPENB_SEEDS:-10}
+SKIP=${BENCH_SKIP:-}
 RESULTS=bench/results
 mkdir -p "$RESULTS"
+source bench/lib.sh
+skipped() { [[ " $SKIP " == *" $1 "* ]]; }
 
 for b in "$BIN" "$BUILD/bench_sched" "$BUILD/bench_api"; do
 	[[ -x "$b" ]] || {
@@ -38,31 +51,9 @@ pids=()
 export HOME="$work/home" # the node's pointer file goes here, not in the real $HOME
 mkdir -p "$HOME"
 
-# Stops one process we started: SIGINT, up to 10 s, then SIGKILL.
-stop_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -INT "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "bench/run.sh: warning: pid $pid did not stop within 10 s of SIGINT; killed" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	local rc=0
-	wait "$pid" 2>/dev/null || rc=$?
-	if ((rc != 0 && rc != 130 && rc != 137)); then
-		echo "bench/run.sh: warning: pid $pid exited with status $rc on SIGINT (not a clean stop)" >&2
-	fi
-	return 0
-}
 cleanup() {
 	local rc=$? p
-	for p in "${pids[@]}"; do
-		stop_pid "$p"
-	done
+	stop_all
 	if ((rc != 0)); then
 		echo "bench/run.sh: failed (status $rc); logs kept in $work" >&2
 		for p in "$work"/*.log; do
@@ -78,55 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-progress() { echo "bench: $*" >&2; }
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_healthz URL PID LOG — waits up to 20 s for URL/healthz.
-wait_healthz() {
-	local i
-	for ((i = 0; i < 400; i++)); do
-		curl -fsS --max-time 1 "$1/healthz" >/dev/null 2>&1 && return 0
-		kill -0 "$2" 2>/dev/null || {
-			echo "bench/run.sh: the process (log $3) exited before $1/healthz answered" >&2
-			return 1
-		}
-		sleep 0.05
-	done
-	echo "bench/run.sh: $1/healthz did not answer in 20 s" >&2
-	return 1
-}
-
-# wait_gpus URL TOKEN N — waits up to 20 s for N GPUs in the pool.
-wait_gpus() {
-	local i n
-	for ((i = 0; i < 400; i++)); do
-		n=$(curl -fsS --max-time 1 -H "Authorization: Bearer $2" "$1/v1/gpus" 2>/dev/null | jq '.gpus | length' 2>/dev/null || echo 0)
-		[[ "$n" == "$3" ]] && return 0
-		sleep 0.05
-	done
-	echo "bench/run.sh: the pool at $1 did not reach $3 GPUs in 20 s (has $n)" >&2
-	return 1
-}
-
-# start_up NAME — starts `gpunode up --sim-gpus 8xH100-80GB` in $work/NAME;
-# sets URL, TOKEN, NODE_PID.
-start_up() {
-	local port
-	port=$(free_port)
-	mkdir -p "$work/$1"
-	"$BIN" up --data "$work/$1" --listen "127.0.0.1:$port" --sim-gpus 8xH100-80GB \
-		--executor process --allow-shared-process >"$work/$1.log" 2>&1 &
-	NODE_PID=$!
-	pids+=("$NODE_PID")
-	URL="http://127.0.0.1:$port"
-	wait_healthz "$URL" "$NODE_PID" "$work/$1.log"
-	TOKEN=$(tr -d '[:space:]' <"$work/$1/admin.token")
-	wait_gpus "$URL" "$TOKEN" 8
-}
 
 rss_bytes() { # PID
 	awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"
@@ -147,7 +89,7 @@ merge() {
 failures=0
 
 # --- 1. scheduler core ---
-progress "[1/5] bench_sched (scheduler core, 10,000 GPUs, 100,000 queued tasks)"
+progress "[1/9] bench_sched (scheduler core, 10,000 GPUs, 100,000 queued tasks)"
 if out=$("$BUILD/bench_sched" 2>"$work/bench_sched.log"); then
 	merge "$(tail -n 1 <<<"$out")" sched_
 else
@@ -162,8 +104,8 @@ fi
 # GPUs): on 2 cores that shares the CPU with ~1,000 spawns/s.
 QUEUED_BODY='{"command":["true"],"models":["NONE"]}'
 for threads in "$API_THREADS" 64; do
-	progress "[2/5] api: $API_COUNT submits that stay queued, $threads clients"
-	start_up "api$threads"
+	progress "[2/9] api: $API_COUNT submits that stay queued, $threads clients"
+	start_up "api$threads" $(process_executor_args)
 	if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$threads" --count "$API_COUNT" \
 		--body "$QUEUED_BODY"); then
 		if [[ $threads == "$API_THREADS" ]]; then
@@ -177,8 +119,8 @@ for threads in "$API_THREADS" 64; do
 	fi
 	stop_pid "$NODE_PID"
 done
-progress "[2/5] api: $API_COUNT submits of 'true' tasks that the node runs meanwhile, $API_THREADS clients"
-start_up apirun
+progress "[2/9] api: $API_COUNT submits of 'true' tasks that the node runs meanwhile, $API_THREADS clients"
+start_up apirun $(process_executor_args)
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$API_COUNT"); then
 	merge "{\"api_submits_per_s_while_running\": $(jq .api_submits_per_s <<<"$out")}"
 else
@@ -188,8 +130,8 @@ fi
 stop_pid "$NODE_PID"
 
 # --- 3. end to end ---
-progress "[3/5] e2e: $E2E_COUNT 'true' tasks through a fresh gpunode up (8 simulated H100s, process executor)"
-start_up e2e
+progress "[3/9] e2e: $E2E_COUNT 'true' tasks through a fresh gpunode up (8 simulated H100s, process executor)"
+start_up e2e $(process_executor_args)
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$E2E_COUNT" --e2e); then
 	merge "$out" e2e_
 else
@@ -199,8 +141,8 @@ fi
 stop_pid "$NODE_PID"
 
 # --- 4. node memory with 100k queued tasks ---
-progress "[4/5] node RSS: $QUEUED queued tasks (model NONE: never placed)"
-start_up rss
+progress "[4/9] node RSS: $QUEUED queued tasks (model NONE: never placed)"
+start_up rss $(process_executor_args)
 merge "{\"node_rss_bytes_idle\": $(rss_bytes "$NODE_PID")}"
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$QUEUED" \
 	--body '{"command":["true"],"models":["NONE"]}'); then
@@ -213,7 +155,7 @@ fi
 stop_pid "$NODE_PID"
 
 # --- 5. an idle agent ---
-progress "[5/5] agent RSS: gpunode agent registered with gpunode serve, idle 2 s"
+progress "[5/9] agent RSS: gpunode agent registered with gpunode serve, idle 2 s"
 port=$(free_port)
 mkdir -p "$work/serve"
 "$BIN" serve --data "$work/serve" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
@@ -235,6 +177,59 @@ merge "{\"agent_rss_bytes_idle\": $(rss_bytes "$agent_pid"), \"agent_private_byt
 stop_pid "$agent_pid"
 stop_pid "$serve_pid"
 
+# --- 6. openb packing (FGD protocol) ---
+if ((OPENB_SEEDS < 10)); then
+	progress "[6/9] openb: NOTE only $OPENB_SEEDS of the 10 seeds (BENCH_OPENB_SEEDS): means are not the published protocol's"
+fi
+progress "[6/9] openb: 4 workloads x $OPENB_SEEDS seeds x {frag, bestfit} through gpunode sim openb (a few minutes)"
+if OPENB_SEEDS=$OPENB_SEEDS OPENB_JSON="$work/openb.json" bench/sim_openb.sh "$BUILD" bench/data/openb >"$work/openb.md" &&
+	[[ -s "$work/openb.json" ]]; then
+	merge "$(cat "$work/openb.json")"
+	cat "$work/openb.md" >&2
+else
+	echo "bench/run.sh: the openb grid failed" >&2
+	failures=$((failures + 1))
+fi
+
+# --- 7. Philly: waiting and completion ---
+progress "[7/9] philly: 82,247 jobs, queues fifo / sjf / default on 80 x 8 GPUs (gpunode sim philly)"
+if PHILLY_JSON="$work/philly.json" bench/sim_philly.sh "$BUILD" bench/data/philly/philly.csv.gz 80 >"$work/philly.md" &&
+	[[ -s "$work/philly.json" ]]; then
+	merge "$(cat "$work/philly.json")"
+	cat "$work/philly.md" >&2
+else
+	echo "bench/run.sh: the Philly experiment failed" >&2
+	failures=$((failures + 1))
+fi
+
+# --- 8. side by side with Slurm ---
+if skipped slurm; then
+	progress "[8/9] slurm: skipped (BENCH_SKIP)"
+else
+	progress "[8/9] slurm: 2,000 one-GPU jobs through Slurm (about 4 minutes), then through gpunode up"
+	if out=$(bench/slurm/run.sh "$BUILD"); then
+		merge "$out"
+	else
+		echo "bench/run.sh: the Slurm comparison failed" >&2
+		failures=$((failures + 1))
+	fi
+fi
+
+# --- 9. containers (their scripts, when present) ---
+for script in bench/container_bench.sh bench/container_bench_oci.sh; do
+	if [[ ! -x "$script" ]] || skipped containers; then
+		progress "[9/9] $script: not run ($([[ -x "$script" ]] && echo "BENCH_SKIP" || echo "not present"))"
+		continue
+	fi
+	progress "[9/9] $script"
+	if out=$("$script" "$BUILD"); then
+		merge "$(tail -n 1 <<<"$out")"
+	else
+		echo "bench/run.sh: $script failed" >&2
+		failures=$((failures + 1))
+	fi
+done
+
 # --- results ---
 jq -S . <<<"$figures" >"$RESULTS/latest.json.tmp"
 mv "$RESULTS/latest.json.tmp" "$RESULTS/latest.json"
@@ -249,9 +244,19 @@ GOALS = {
     "api_submits_per_s": (25_000, "min", 245, "Slurm sbatch"),
     "e2e_tasks_per_s": (1_000, "min", 9.5, "Slurm, 8 GPUs"),
     "agent_rss_bytes_idle": (10_000_000, "max", None, None),
+    "e2e_ratio_vs_slurm": (100, "min", None, None),
+    "philly_avg_jct_ratio_vs_fifo": (2, "min", None, None),
+    "philly_sim_seconds": (5, "max", None, None),
 }
+# openb: the published FGD and BestFit means (seeds 42..51, arrived = 100 %)
+for w, bestfit, fgd in [("default", 92.86, 95.23), ("multigpu50", 95.62, 97.09),
+                        ("gpushare40", 91.44, 93.96), ("gpuspec10", 93.10, 94.66)]:
+    GOALS[f"openb_{w}_alloc_pct"] = (fgd, "min", fgd, "FGD (paper)")
+    GOALS[f"openb_{w}_bestfit_alloc_pct"] = (None, None, bestfit, "BestFit (paper)")
 FIRST = ["sched_placements_per_s", "api_submits_per_s", "e2e_tasks_per_s",
-         "node_rss_bytes_100k_queued", "agent_rss_bytes_idle"]
+         "node_rss_bytes_100k_queued", "agent_rss_bytes_idle",
+         "e2e_ratio_vs_slurm", "gpunode_e2e_tasks_per_s", "slurm_e2e_tasks_per_s",
+         "philly_avg_jct_ratio_vs_fifo", "philly_sim_seconds"]
 def fmt(v):
     if isinstance(v, float) and not v.is_integer():
         return f"{v:.3g}" if abs(v) < 10 else f"{v:,.1f}"
@@ -271,7 +276,8 @@ for name in order:
         vs_g = f"{r:.2f}×" + (" ✓" if (v >= goal if kind == "min" else v < goal) else " ✗")
     if base is not None:
         b = f"{base_name} {fmt(base)}"
-        vs_b = f"{v / base:,.1f}×"
+        # packing percentages compare in points, rates as ratios
+        vs_b = f"{v - base:+.2f} pts" if name.startswith("openb_") else f"{v / base:,.1f}×"
     print(f"| {name} | {fmt(v)} | {g} | {vs_g} | {b} | {vs_b} |")
 EOF
 mv "$RESULTS/latest.md.tmp" "$RESULTS/latest.md"

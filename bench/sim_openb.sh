@@ -4,9 +4,12 @@
 # (FGD paper, ATC'23) beside ours. Usage:
 #   bench/sim_openb.sh [BUILD_DIR] [SEQ_DIR] [JOBS]
 # SEQ_DIR holds the sequences (*.csv.gz as in bench/data/openb/ or gunzipped
-# *.csv) and nodes.csv(.gz); default bench/data/openb (seed 42 only; all ten
-# seeds: ../shared/data/traces/openb/sequences). Seeds without a file are
-# skipped; the runs column says how many went into each mean. Needs jq.
+# *.csv) and nodes.csv(.gz); default bench/data/openb (all ten seeds).
+# OPENB_SEEDS=N runs seeds 42..42+N-1 only (default 10). Seeds without a
+# file are skipped; the runs column says how many went into each mean. With
+# OPENB_JSON=FILE the means are also written there as flat figures
+# (openb_<w>_alloc_pct for frag, openb_<w>_bestfit_alloc_pct, openb_seeds).
+# Needs jq.
 set -eu
 build=${1:-build}
 src=${2:-$(dirname "$0")/data/openb}
@@ -21,8 +24,9 @@ for f in "$src"/*_seed*.csv; do
 done
 if [ -e "$src/nodes.csv.gz" ]; then gunzip -c "$src/nodes.csv.gz" > "$work/nodes.csv"; else cp "$src/nodes.csv" "$work/"; fi
 workloads="default multigpu50 gpushare40 gpuspec10"
+seeds=$(seq 42 $((41 + ${OPENB_SEEDS:-10})))
 for w in $workloads; do
-	for s in 42 43 44 45 46 47 48 49 50 51; do
+	for s in $seeds; do
 		[ -e "$work/${w}_seed${s}.csv" ] || continue
 		for p in bestfit frag; do
 			echo "$w $s $p"
@@ -47,3 +51,13 @@ for w in $workloads; do
 		END { printf "| %s | %s | %.2f | %s | %.2f | %d+%d |\n", w, pb, s["bestfit"] / n["bestfit"], pf, s["frag"] / n["frag"], n["bestfit"], n["frag"] }
 	' "$work/all.tsv"
 done
+if [ -n "${OPENB_JSON:-}" ]; then
+	awk -F'\t' '
+		{ k = "openb_" $1 ($3 == "bestfit" ? "_bestfit" : "") "_alloc_pct"; s[k] += $4; n[k]++; seeds[$2] = 1 }
+		END {
+			printf "{"
+			for (k in s) printf "\"%s\": %.2f, ", k, s[k] / n[k]
+			c = 0; for (x in seeds) c++
+			printf "\"openb_seeds\": %d}\n", c
+		}' "$work/all.tsv" >"$OPENB_JSON"
+fi

@@ -31,6 +31,7 @@ struct sim_state {
 	size_t n_running;
 	int64_t free_milli;            /* GPU milli not allocated */
 	uint64_t passes;
+	size_t progress_tenths;        /* tenths of the jobs reported as arrived */
 };
 
 /* ---- running jobs: a binary heap by end time ---- */
@@ -276,14 +277,16 @@ static size_t sim_waiting(const struct sim_state *s)
 	return s->queue ? queue_len(s->queue) : s->n_pending - s->head;
 }
 
-static void sim_progress(const struct sim_state *s, size_t arrived, int64_t now)
+/* One line each time another tenth of the jobs has arrived. */
+static void sim_progress(struct sim_state *s, size_t arrived, int64_t now)
 {
-	size_t n = s->jobs->n, step = n / 10 > 0 ? n / 10 : 1;
-	if (!s->o->progress || arrived % step != 0)
+	size_t n = s->jobs->n, tenth = arrived * 10 / n;
+	if (!s->o->progress || tenth <= s->progress_tenths)
 		return;
+	s->progress_tenths = tenth;
 	fprintf(s->o->progress, "sim %s: %3zu%% of jobs arrived (%zu/%zu), virtual day %.1f, %zu waiting, %zu running\n",
-		sim_queue_mode_name(s->o->mode), arrived * 100 / n, arrived, n, (double)now / 86400000.0,
-		sim_waiting(s), s->n_running);
+		sim_queue_mode_name(s->o->mode), tenth * 10, arrived, n, (double)now / 86400000.0, sim_waiting(s),
+		s->n_running);
 }
 
 /* ---- the loop ---- */
