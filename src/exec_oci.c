@@ -64,6 +64,8 @@ static bool crun_cgroups_ok(void)
 const char *exec_oci_find_runtime(const char *runtime)
 {
 	static char found[256];
+	if (!runtime || !*runtime)
+		runtime = getenv("GPUNODE_OCI_RUNTIME");
 	if (runtime && *runtime)
 		return find_in_path(runtime, found, sizeof found) ? found : NULL;
 	/* crun starts a container in about half runc's time (no Go runtime). */

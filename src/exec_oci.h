@@ -16,7 +16,7 @@
 #include "exec.h"
 
 /* state_dir: the agent's state dir. runtime: "runc", "crun" or a path;
- * NULL picks crun if it works here, else runc. Fails (ERR_UNAVAILABLE, with
+ * NULL: $GPUNODE_OCI_RUNTIME if set, else crun if it works here, else runc. Fails (ERR_UNAVAILABLE, with
  * what to install) when no runtime is found. */
 struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, struct err *e);
 

@@ -117,12 +117,12 @@ static int start_container(const struct shim *s)
 	snprintf(pidfile, sizeof pidfile, "%s/%s", s->bundle, OCI_FILE_INIT_PID);
 	int rc = run_runtime(s, (const char *[]){"create", "--bundle", s->bundle, "--pid-file", pidfile, s->id, NULL});
 	if (rc != 0) {
-		tell_agent("error: %s create failed (exit %d); its message is in the task's log", s->runtime, rc);
+		tell_agent("error: %s create failed (exit %d)", s->runtime, rc);
 		return -1;
 	}
 	rc = run_runtime(s, (const char *[]){"start", s->id, NULL});
 	if (rc != 0) {
-		tell_agent("error: %s start failed (exit %d); its message is in the task's log", s->runtime, rc);
+		tell_agent("error: %s start failed (exit %d)", s->runtime, rc);
 		return -1;
 	}
 	return 0;

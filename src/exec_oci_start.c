@@ -176,6 +176,26 @@ static void watch(struct oci_backend *o, const struct exec_spec *s, const char *
 	pthread_mutex_unlock(&o->mu);
 }
 
+/* The last line of the task's log: where the runtime said why a start
+ * failed ("executable file not found..."), for the failure message. */
+static void last_log_line(const char *path, char *buf, size_t cap)
+{
+	buf[0] = 0;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	char tail[1024];
+	if (fseek(f, -(long)(sizeof tail - 1), SEEK_END) < 0)
+		rewind(f);
+	size_t n = fread(tail, 1, sizeof tail - 1, f);
+	fclose(f);
+	while (n && tail[n - 1] == '\n')
+		n--;
+	tail[n] = 0;
+	char *line = strrchr(tail, '\n');
+	str_copy(buf, cap, line ? line + 1 : tail);
+}
+
 static int launch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
 		  struct err *e)
 {
@@ -207,6 +227,12 @@ static int launch(struct oci_backend *o, const struct exec_spec *s, const char *
 			waitpid(shim, NULL, 0);
 			if (!answered)
 				oci_runtime_delete(o, s->task_id);
+			char why[160], said[96];
+			last_log_line(s->log_path, why, sizeof why);
+			if (answered && *why) {
+				str_copy(said, sizeof said, e->msg);
+				err_set(e, ERR_INTERNAL, "%s: %s", said, why);
+			}
 		}
 	}
 	close(ready[0]);

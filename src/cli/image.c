@@ -57,8 +57,12 @@ static json_t *info_json(const struct image_info *i)
 			 "size_bytes", (json_int_t)i->size_bytes, "created", created);
 }
 
+/* Only big layers report (the store calls every 16 MiB and at each layer's
+ * end): a small import stays quiet. */
 static void show_progress(void *ctx, const char *what, int64_t bytes)
 {
+	if (bytes < (16 << 20))
+		return;
 	fprintf(stderr, "gpunode image import: %s: %lld MiB\n", what, (long long)(bytes >> 20));
 }
 
