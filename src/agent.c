@@ -516,6 +516,44 @@ static void start_task_run(struct agent *a, struct agent_task *t)
 	pthread_mutex_unlock(&a->mu);
 }
 
+struct start_job {
+	struct agent *a;
+	struct agent_task *t;
+};
+
+static void *start_job_main(void *arg)
+{
+	struct start_job *j = arg;
+	start_task_run(j->a, j->t);
+	return NULL;
+}
+
+/* Starts a batch of claimed tasks side by side: a container start is
+ * mostly waiting for the daemon, and the tasks placed in one scheduler
+ * pass should not queue behind each other. Returns when all are started. */
+static void start_tasks_run(struct agent *a, struct agent_task **ts, size_t n)
+{
+	if (n == 1) {
+		start_task_run(a, ts[0]);
+		return;
+	}
+	struct start_job *jobs = xcalloc(n + 1, sizeof *jobs);
+	pthread_t *th = xcalloc(n + 1, sizeof *th);
+	bool *made = xcalloc(n + 1, sizeof *made);
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (struct start_job){a, ts[i]};
+		made[i] = pthread_create(&th[i], NULL, start_job_main, &jobs[i]) == 0;
+		if (!made[i])
+			start_task_run(a, ts[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (made[i])
+			pthread_join(th[i], NULL);
+	free(jobs);
+	free(th);
+	free(made);
+}
+
 /* grace_ms < 0: the agent's default. The node sends 0 when the task's GPU
  * failed: there is nothing to save, and its replacement waits. */
 static void stop_task(struct agent *a, const char *id, int grace_ms, bool forget)
@@ -577,8 +615,7 @@ static void handle_commands(struct agent *a, json_t *cmds)
 	a->dirty = true;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	for (i = 0; i < n_starts; i++)
-		start_task_run(a, starts[i]);
+	start_tasks_run(a, starts, n_starts);
 	free(starts);
 	json_array_foreach(gpu_cmds, i, cmd)
 		handle_gpu_command(a, cmd);
