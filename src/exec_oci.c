@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,11 +134,18 @@ struct oci_task *oci_task_add(struct oci_backend *o, const char *id)
 	return t;
 }
 
+/* Never removes through a mount still in place: rootfs is an overlay over
+ * the image, and a removal through it would empty the image itself. */
 void oci_bundle_remove(const char *bundle)
 {
 	char rootfs[OCI_PATH_MAX + 16];
 	snprintf(rootfs, sizeof rootfs, "%s/rootfs", bundle);
 	umount2(rootfs, MNT_DETACH); /* EINVAL when the shim already did it */
+	struct stat b, r;
+	if (stat(bundle, &b) == 0 && stat(rootfs, &r) == 0 && b.st_dev != r.st_dev) {
+		log_msg("warn", "exec", "bundle %s: rootfs still mounted, left in place", bundle);
+		return;
+	}
 	fs_remove_tree(bundle);
 }
 
