@@ -11,6 +11,7 @@ packages=(
 	prometheus # promtool, for checking /metrics
 	curl jq python3 procps
 	libarchive-dev runc crun busybox-static # containers: image store, OCI runtimes, test images
+	docker.io # containers: the Docker executor's daemon (started by scripts/dockerd.sh, no systemd)
 )
 
 missing=()

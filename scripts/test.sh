@@ -53,6 +53,22 @@ run_integration() {
 	failed=$((failed + f))
 }
 
+# Containers: the cgroup fix crun needs on hybrid hosts, and one private
+# dockerd (with busybox:local imported: no registry is reachable) that every
+# Docker test uses through $DOCKER_HOST; stopped by its pid at the end.
+if [[ -x scripts/crun_cgroup_fix.sh ]]; then
+	scripts/crun_cgroup_fix.sh || echo "test.sh: scripts/crun_cgroup_fix.sh failed; crun tests may fail" >&2
+fi
+dockerd_dir=$(mktemp -d /tmp/gpunode-test-dockerd.XXXXXX)
+stop_dockerd() { scripts/dockerd.sh stop "$dockerd_dir"; rm -rf "$dockerd_dir"; }
+trap stop_dockerd EXIT
+if docker_env=$(scripts/dockerd.sh start "$dockerd_dir") && scripts/dockerd.sh image "$dockerd_dir" >/dev/null; then
+	export "${docker_env?}"
+else
+	echo "test.sh: could not start dockerd with busybox:local; the Docker tests will fail" >&2
+	failed=$((failed + 1))
+fi
+
 run_unit "$BUILD"
 run_integration "$BUILD"
 
