@@ -87,7 +87,7 @@ field() { json_get "$(task_json "$1")" "$2"; } # ID JQ-FILTER
 
 # --- 1. spread ---------------------------------------------------------------
 ids=()
-for i in 1 2 3 4 5 6; do ids+=("$(submit_task)"); done
+for _ in 1 2 3 4 5 6; do ids+=("$(submit_task)"); done
 for id in "${ids[@]}"; do wait_for_state "$id" running 30; done
 
 listed=$(cli tasks --json --all)

@@ -59,7 +59,7 @@ release() { local id; for id in "$@"; do : >"$MARKS/$id.release"; done; }
 
 # 8 acknowledged tasks (submit prints the id only after the 201): 4 run, 4 wait.
 ids=()
-for i in 1 2 3 4 5 6 7 8; do ids+=("$(cli submit --gpus 1 -- sh "$TEST_DIR/task.sh" "$MARKS")"); done
+for _ in 1 2 3 4 5 6 7 8; do ids+=("$(cli submit --gpus 1 -- sh "$TEST_DIR/task.sh" "$MARKS")"); done
 four_running() {
 	api GET "/v1/tasks?state=running"
 	[[ $(jq '.tasks | length' <<<"$HTTP_BODY") == 4 ]]
