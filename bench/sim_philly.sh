@@ -12,7 +12,7 @@ trace=${2:-$(dirname "$0")/data/philly/philly.csv.gz}
 [ $# -gt 2 ] && shift 2 || set -- 80
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf '| hosts x 8 GPUs | queue | avg JCT s | vs FIFO | wait p50 s | wait p99 s | wait max s | GPU util %% | makespan s | unplaced | sim s |\n'
+printf '| hosts x 8 GPUs | queue | avg JCT s | vs FIFO | wait p50 s | wait p99 s | wait max s | GPU util %% | makespan s | unplaced | sim s (CPU s) |\n'
 printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for hosts in "$@"; do
 	for q in fifo sjf default; do
@@ -21,7 +21,7 @@ for hosts in "$@"; do
 	done
 	fifo=$(jq .avg_jct_s "$work/$hosts-fifo.json")
 	for q in fifo sjf default; do
-		jq -r --argjson fifo "$fifo" '"| \(.hosts) x \(.gpus_per_host) = \(.gpus) | \(.queue) | \(.avg_jct_s | round) | \($fifo / .avg_jct_s * 100 | round / 100)x | \(.p50_wait_s | round) | \(.p99_wait_s | round) | \(.max_wait_s | round) | \(.gpu_util * 1000 | round / 10) | \(.makespan_s | round) | \(.unplaced) | \(.sim_seconds * 100 | round / 100) |"' "$work/$hosts-$q.json"
+		jq -r --argjson fifo "$fifo" '"| \(.hosts) x \(.gpus_per_host) = \(.gpus) | \(.queue) | \(.avg_jct_s | round) | \($fifo / .avg_jct_s * 100 | round / 100)x | \(.p50_wait_s | round) | \(.p99_wait_s | round) | \(.max_wait_s | round) | \(.gpu_util * 1000 | round / 10) | \(.makespan_s | round) | \(.unplaced) | \(.sim_seconds * 100 | round / 100) (\(.sim_cpu_seconds * 100 | round / 100)) |"' "$work/$hosts-$q.json"
 	done
 done
 if [ -n "${PHILLY_JSON:-}" ]; then
@@ -37,6 +37,7 @@ if [ -n "${PHILLY_JSON:-}" ]; then
 			philly_max_wait_s_default: $d.max_wait_s,
 			philly_p99_wait_s_fifo: $f.p99_wait_s, philly_p99_wait_s_sjf: $s.p99_wait_s,
 			philly_gpu_util_pct: ($d.gpu_util * 1000 | round / 10), philly_makespan_s: $d.makespan_s,
-			philly_sim_seconds: ($d.sim_seconds * 1000 | round / 1000)
+			philly_sim_seconds: ($d.sim_seconds * 1000 | round / 1000),
+			philly_sim_cpu_seconds: ($d.sim_cpu_seconds * 1000 | round / 1000)
 		}' >"$PHILLY_JSON"
 fi

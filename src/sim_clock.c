@@ -341,8 +341,9 @@ int sim_jobs_run(const struct sim_jobs *jobs, const struct sim_jobs_opts *o, str
 	if (c->hosts < 1 || c->gpus_per_host < 1 || c->gpus_per_host > TASK_MAX_GPUS)
 		return err_set(e, ERR_INVALID, "cluster: need >= 1 host of 1..%d GPUs, got %d x %d", TASK_MAX_GPUS,
 			       c->hosts, c->gpus_per_host);
-	struct timespec t0, t1;
+	struct timespec t0, t1, c0, c1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	size_t n = jobs->n > 0 ? jobs->n : 1;
 	struct sim_state s = {
 		.jobs = jobs,
@@ -360,10 +361,12 @@ int sim_jobs_run(const struct sim_jobs *jobs, const struct sim_jobs_opts *o, str
 		s.out[i] = (struct sim_outcome){ .start_ms = -1, .end_ms = -1, .host = -1 };
 	int rc = sim_loop(&s, e);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
 	if (rc == 0) {
 		sim_jobs_summarize(jobs, s.out, c->hosts * c->gpus_per_host, sum);
 		sum->passes = s.passes;
 		sum->sim_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		sum->sim_cpu_seconds = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
 		*out = s.out;
 	} else {
 		free(s.out);

@@ -102,13 +102,14 @@ struct sim_summary {
 	double makespan_s;    /* first submission to last end */
 	uint64_t passes;      /* scheduling passes run (instants where one could place) */
 	double sim_seconds;   /* wall time of the run */
+	double sim_cpu_seconds; /* CPU time of the run: the figure that holds on a shared machine */
 };
 
 /* Replays jobs on the cluster; out gets one outcome per job (malloc'd). */
 int sim_jobs_run(const struct sim_jobs *jobs, const struct sim_jobs_opts *o, struct sim_outcome **out,
 		 struct sim_summary *sum, struct err *e);
 
-/* The figures of a finished run (sim_jobs_run fills all but sim_seconds and passes). */
+/* The figures of a finished run (all but passes and the run's times). */
 void sim_jobs_summarize(const struct sim_jobs *jobs, const struct sim_outcome *out, int total_gpus,
 			struct sim_summary *sum);
 /* The per-task CSV: job,client,submit_s,start_s,end_s,wait_s,host,gpus

@@ -264,18 +264,20 @@ static void sim_jobs_print(const struct sim_jobs_opts *o, const struct sim_summa
 		       o->cluster.gpus_per_host, s->jobs, s->placed, s->unplaced);
 		printf("avg JCT %.0f s, queue wait avg %.0f s, p50 %.0f s, p99 %.0f s, max %.0f s\n", s->avg_jct_s,
 		       s->avg_wait_s, s->p50_wait_s, s->p99_wait_s, s->max_wait_s);
-		printf("GPU utilization %.1f %%, makespan %.0f s, %llu passes, simulated in %.2f s\n",
-		       s->gpu_util * 100, s->makespan_s, (unsigned long long)s->passes, s->sim_seconds);
+		printf("GPU utilization %.1f %%, makespan %.0f s, %llu passes, simulated in %.2f s (%.2f s CPU)\n",
+		       s->gpu_util * 100, s->makespan_s, (unsigned long long)s->passes, s->sim_seconds,
+		       s->sim_cpu_seconds);
 		return;
 	}
-	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f}",
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:f}",
 			      "source", source, "queue", sim_queue_mode_name(o->mode), "policy",
 			      sched_policy_name(o->sched.policy), "hosts", o->cluster.hosts, "gpus_per_host",
 			      o->cluster.gpus_per_host, "gpus", s->total_gpus, "jobs", (json_int_t)s->jobs, "placed",
 			      (json_int_t)s->placed, "unplaced", (json_int_t)s->unplaced, "avg_jct_s", s->avg_jct_s,
 			      "avg_wait_s", s->avg_wait_s, "p50_wait_s", s->p50_wait_s, "p99_wait_s", s->p99_wait_s,
 			      "max_wait_s", s->max_wait_s, "gpu_util", s->gpu_util, "makespan_s", s->makespan_s,
-			      "passes", (json_int_t)s->passes, "sim_seconds", s->sim_seconds);
+			      "passes", (json_int_t)s->passes, "sim_seconds", s->sim_seconds, "sim_cpu_seconds",
+			      s->sim_cpu_seconds);
 	cli_print_json(j);
 	json_decref(j);
 }
