@@ -15,6 +15,10 @@
 #     exactly one line (an orphan left running would add a second).
 # Tasks run until the test creates their release file, so nothing here
 # depends on timing; every wait polls with a generous deadline.
+# EXECUTOR=NAME runs the agents with --executor NAME (default process). The
+# tasks are a host shell script writing marker files under $TEST_DIR, which
+# only the process executor lets them see: a container backend would need the
+# tasks rewritten (an image, markers reachable from inside).
 source "$(dirname "$0")/lib.sh"
 
 LAN=10.213.0
