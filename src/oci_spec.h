@@ -24,8 +24,9 @@
 
 #define OCI_ANNOTATION_TASK "org.gpunode.task-id"
 #define OCI_ANNOTATION_HOST "org.gpunode.host"
-/* Where the scratch dir appears, and the task's working directory. */
-#define OCI_SCRATCH_PATH "/scratch"
+/* Where the scratch dir appears, and the task's working directory (the
+ * same path as under the docker executor). */
+#define OCI_SCRATCH_PATH "/work"
 /* CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL,
  * CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE: CapEff 0x4fb. Docker's
  * default adds MKNOD, NET_RAW, SYS_CHROOT, SETPCAP, SETFCAP, AUDIT_WRITE,

@@ -29,7 +29,7 @@ orphan=0000000000000000beef
 ob=$NODE_DATA/agent/oci/bundles/$orphan
 mkdir -p "$ob/rootfs"
 jq --arg id "$orphan" '.hostname = $id | .annotations["org.gpunode.task-id"] = $id | .process.args = ["sleep", "300"] |
-	.mounts |= map(select(.destination != "/scratch")) | .process.cwd = "/" | .linux.cgroupsPath += "-orphan"' \
+	.mounts |= map(select(.destination != "/work")) | .process.cwd = "/" | .linux.cgroupsPath += "-orphan"' \
 	"$NODE_DATA/agent/oci/bundles/$long/config.json" >"$ob/config.json"
 mount --bind "$NODE_DATA/agent/images/busybox@local/rootfs" "$ob/rootfs"
 oci_runtime run --detach --bundle "$ob" "$orphan" </dev/null >/dev/null 2>&1 || fail "could not start the orphan container"

@@ -113,7 +113,7 @@ ParameterizedTest(int *rt_id, oci, runs, .init = setup, .fini = teardown)
 {
 	struct exec_backend *b = backend(runtime_names[*rt_id]);
 	struct run r;
-	run_init(&r, 1, "echo hello from $GPUNODE_TASK_ID; echo $IMAGE_VAR; pwd; touch /scratch/out; "
+	run_init(&r, 1, "echo hello from $GPUNODE_TASK_ID; echo $IMAGE_VAR; pwd; touch /work/out; "
 			"grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status; exit 3");
 	struct err e;
 	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
@@ -125,7 +125,7 @@ ParameterizedTest(int *rt_id, oci, runs, .init = setup, .fini = teardown)
 	char *log = read_log(&r);
 	cr_assert_not_null(strstr(log, "hello from 00000000000a00000001"), "%s", log);
 	cr_assert_not_null(strstr(log, "from-image"), "the image's env reaches the task: %s", log);
-	cr_assert_not_null(strstr(log, "/scratch\n"), "cwd is the scratch dir: %s", log);
+	cr_assert_not_null(strstr(log, "/work\n"), "cwd is the scratch dir: %s", log);
 	cr_assert_not_null(strstr(log, "CapEff:\t00000000000004fb"), "%s", log);
 	cr_assert_not_null(strstr(log, "NoNewPrivs:\t1"), "%s", log);
 	char out[300];
