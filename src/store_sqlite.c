@@ -547,7 +547,7 @@ static void store_sqlite_read_run_options(sqlite3_stmt *st, struct task *t)
 {
 	t->image = xstrdup(store_sqlite_column_text(st, COL_IMAGE));
 	t->pids_limit = sqlite3_column_int64(st, COL_PIDS_LIMIT);
-	t->timeout_ms = sqlite3_column_int64(st, COL_TIMEOUT_MS);
+	t->res.timeout_ms = sqlite3_column_int64(st, COL_TIMEOUT_MS);
 	t->network = sqlite3_column_int(st, COL_NETWORK) != 0;
 	t->readonly_rootfs = sqlite3_column_int(st, COL_READONLY_ROOTFS) != 0;
 	t->reuse_warm = sqlite3_column_int(st, COL_REUSE_WARM) != 0;
@@ -636,7 +636,7 @@ static int store_sqlite_bind_identity(sqlite3_stmt *st, const struct task *t, st
 	sqlite3_bind_int64(st, COL_CREATED_MS + 1, t->created_ms);
 	store_sqlite_bind_text(st, COL_IMAGE + 1, t->image);
 	sqlite3_bind_int64(st, COL_PIDS_LIMIT + 1, t->pids_limit);
-	sqlite3_bind_int64(st, COL_TIMEOUT_MS + 1, t->timeout_ms);
+	sqlite3_bind_int64(st, COL_TIMEOUT_MS + 1, t->res.timeout_ms);
 	sqlite3_bind_int(st, COL_NETWORK + 1, t->network);
 	sqlite3_bind_int(st, COL_READONLY_ROOTFS + 1, t->readonly_rootfs);
 	sqlite3_bind_int(st, COL_REUSE_WARM + 1, t->reuse_warm);

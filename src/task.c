@@ -117,7 +117,7 @@ int task_validate(const struct task *t, struct err *e)
 		return err_set(e, ERR_INVALID, "category: unknown");
 	if (t->max_wait_ms < 0)
 		return err_set(e, ERR_INVALID, "max_wait_s: must be >= 0");
-	if (t->timeout_ms < 0)
+	if (t->res.timeout_ms < 0)
 		return err_set(e, ERR_INVALID, "timeout_s: must be >= 0");
 	if (t->pids_limit < 0)
 		return err_set(e, ERR_INVALID, "pids_limit: must be >= 0");

@@ -54,6 +54,10 @@ struct task_resources {
 	int64_t min_vram_mb;
 	int64_t cpu_milli;
 	int64_t mem_mb;
+	/* Max run time, then stopped with reason "timeout"; 0: none. A resource
+	 * too: a Degraded GPU takes only tasks whose time is this short
+	 * (GPU_DEGRADED_MAX_RUNTIME_MS). */
+	int64_t timeout_ms;
 	char **models; /* allowed GPU models ("H100-80GB"); n_models == 0: any */
 	int n_models;
 };
@@ -72,7 +76,6 @@ struct task {
 
 	/* How it runs (containers; the process backend ignores all but timeout) */
 	char *image;           /* "busybox:local"; NULL: the executor's choice (none for process) */
-	int64_t timeout_ms;    /* max run time, then stopped with reason "timeout"; 0: none */
 	int64_t pids_limit;    /* 0: the executor's default */
 	bool network;          /* false: no network */
 	bool readonly_rootfs;  /* read-only root filesystem, the scratch dir writable */

@@ -63,7 +63,7 @@ json_t *task_to_json(const struct task *t)
 	json_object_set_new(o, "env", json_env(t->env, t->n_env));
 	json_object_set_new(o, "max_wait_s", json_integer(t->max_wait_ms / 1000));
 	task_run_options_to_json(t, o);
-	json_object_set_new(o, "timeout_s", json_real((double)t->timeout_ms / 1000.0));
+	json_object_set_new(o, "timeout_s", json_real((double)t->res.timeout_ms / 1000.0));
 	json_object_set_new(o, "state", json_string(task_state_name(t->state)));
 	json_object_set_new(o, "attempts", json_integer(t->attempts));
 	json_object_set_new(o, "exit_code", t->has_exit_code ? json_integer(t->exit_code) : json_null());
@@ -103,7 +103,7 @@ json_t *task_start_spec(const struct task *t)
 		json_array_append_new(gpus, json_string(t->gpu_uuids[i]));
 	json_t *spec = json_pack("{s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:I}", "id", t->id, "client", t->client, "command",
 				 argv, "env", env, "gpus", gpus, "gpu_milli", t->res.milli, "attempt", t->attempts,
-				 "timeout_ms", (json_int_t)t->timeout_ms);
+				 "timeout_ms", (json_int_t)t->res.timeout_ms);
 	task_run_options_to_json(t, spec);
 	return spec;
 }
@@ -223,7 +223,7 @@ static int read_run_option(json_t *v, const char *key, struct task *t, struct er
 	if (strcmp(key, "reuse_warm") == 0)
 		return read_bool(v, key, &t->reuse_warm, e);
 	if (strcmp(key, "timeout_s") == 0)
-		return read_seconds_ms(v, key, 365.0 * 86400, &t->timeout_ms, e);
+		return read_seconds_ms(v, key, 365.0 * 86400, &t->res.timeout_ms, e);
 	if (strcmp(key, "memory_mb") == 0) {
 		if (read_int(v, key, 0, 1LL << 30, &x, e) < 0)
 			return -1;
