@@ -39,6 +39,10 @@ host=oci$$
 start_node "$data" 2xH100-80GB --executor oci --host "$host"
 wait_until 10 "the agent to say it chose oci" grep -q "executor=oci" "$NODE_DATA/node.log"
 grep -q "runtime=.*/$OCI_RUNTIME " "$NODE_DATA/node.log" || fail "the oci executor did not pick $OCI_RUNTIME"
+# Without --data, as the issue writes it: the store of the last `gpunode up`.
+"$G" image import "$OCI_IMAGES/docker-save.tar" --name busybox:again >/dev/null
+assert_contains "$(cli image ls --data "$data")" "busybox:again" "an import without --data went to the running node's agent"
+cli image rm busybox:again
 
 # --- the contract, exactly as the issue writes it ---
 id=$("$G" submit --image busybox:local --gpus 1 --memory 64M -- sh -c 'ls /dev; grep CapEff /proc/self/status')
