@@ -149,9 +149,12 @@ void oci_bundle_remove(const char *bundle)
 	fs_remove_tree(bundle);
 }
 
-void oci_runtime_delete(const struct oci_backend *o, const char *id)
+/* Runs `RUNTIME --root ROOT args...` quietly and waits. */
+static void run_runtime_quietly(const struct oci_backend *o, char *const *args, int n)
 {
-	char *argv[] = {(char *)o->runtime, "--root", (char *)o->root, "delete", "--force", (char *)id, NULL};
+	char *argv[8] = {(char *)o->runtime, "--root", (char *)o->root};
+	for (int i = 0; i < n && i < 4; i++)
+		argv[3 + i] = args[i];
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	/* "container does not exist" is the usual, harmless answer. */
@@ -160,6 +163,26 @@ void oci_runtime_delete(const struct oci_backend *o, const char *id)
 	if (posix_spawn(&pid, o->runtime, &fa, NULL, argv, environ) == 0)
 		waitpid(pid, NULL, 0);
 	posix_spawn_file_actions_destroy(&fa);
+}
+
+void oci_runtime_delete(const struct oci_backend *o, const char *id)
+{
+	run_runtime_quietly(o, (char *[]){"delete", "--force", (char *)id}, 3);
+}
+
+void oci_runtime_kill(const struct oci_backend *o, const char *id, int sig)
+{
+	char signame[16];
+	snprintf(signame, sizeof signame, "%d", sig);
+	run_runtime_quietly(o, (char *[]){"kill", (char *)id, signame}, 3);
+}
+
+void oci_task_set_deadline(struct oci_task *t, int64_t deadline_ms, int grace_ms)
+{
+	t->timeout_at_ns = mono_ns() + (deadline_ms - now_ms()) * 1000000;
+	if (t->timeout_at_ns <= 0)
+		t->timeout_at_ns = 1; /* already past: stopped at the next look */
+	t->timeout_grace_ms = grace_ms;
 }
 
 pid_t oci_pid_read(const char *bundle, const char *file)
@@ -229,6 +252,8 @@ static int oci_stop(struct exec_backend *b, const char *task_id, int grace_ms)
 		 * handles it; SIGKILL (after the grace) takes the whole namespace. */
 		if (t->init_pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, t->init_pidfd, SIGTERM, NULL, 0);
+		else
+			oci_runtime_kill(o, t->id, SIGTERM);
 		int64_t at = mono_ns() + (int64_t)grace_ms * 1000000;
 		if (!t->kill_at_ns || at < t->kill_at_ns)
 			t->kill_at_ns = at;

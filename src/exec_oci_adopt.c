@@ -53,6 +53,20 @@ static bool bundle_host_is(const char *bundle, const char *host)
 	return same;
 }
 
+/* The run's timeout, written by the agent that started it. */
+static void restore_deadline(struct oci_task *t, const char *bundle)
+{
+	char path[OCI_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/%s", bundle, OCI_FILE_TIMEOUT);
+	FILE *f = fopen(path, "re");
+	long long deadline_ms;
+	int grace_ms;
+	if (f && fscanf(f, "%lld %d", &deadline_ms, &grace_ms) == 2)
+		oci_task_set_deadline(t, deadline_ms, grace_ms);
+	if (f)
+		fclose(f);
+}
+
 /* Takes a running shim back under watch. Lock held. */
 static void rewatch(struct oci_backend *o, const char *host, const char *id, const char *bundle, pid_t shim)
 {
@@ -67,6 +81,7 @@ static void rewatch(struct oci_backend *o, const char *host, const char *id, con
 	t->shim_is_child = false;
 	pid_t init = oci_pid_read(bundle, OCI_FILE_INIT_PID);
 	t->init_pidfd = init > 0 ? pidfd_open(init, 0) : -1;
+	restore_deadline(t, bundle);
 }
 
 /* Kills a run nobody will claim and removes all of it. */

@@ -63,6 +63,11 @@ void oci_bundle_remove(const char *bundle);
 /* `RUNTIME --root ROOT delete --force ID`, waited for. */
 void oci_runtime_delete(const struct oci_backend *o, const char *id);
 
+/* Sets t's timeout from a wall-clock deadline (ms since the epoch). */
+void oci_task_set_deadline(struct oci_task *t, int64_t deadline_ms, int grace_ms);
+/* `RUNTIME --root ROOT kill ID SIG`, for a run whose init pid is unknown. */
+void oci_runtime_kill(const struct oci_backend *o, const char *id, int sig);
+
 /* Fills x from the bundle's exit file: -1 when there is none (the shim died
  * before it could write one). */
 int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -156,9 +157,30 @@ static int await_ready(int ready_r, bool *answered, struct err *e)
 	return err_set(e, ERR_INTERNAL, "%s", strncmp(buf, "error: ", 7) == 0 ? buf + 7 : buf);
 }
 
+/* A small file of the bundle that a restarted agent reads (adopt). Through
+ * a rename, so it is whole or absent; no fsync: it must outlive the agent
+ * process, not a power loss (after which the node requeues the task). */
+static void write_bundle_file(const char *bundle, const char *name, const char *fmt, ...)
+{
+	char path[OCI_PATH_MAX + 32], tmp[OCI_PATH_MAX + 40];
+	snprintf(path, sizeof path, "%s/%s", bundle, name);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f) {
+		log_msg("warn", "exec", "cannot write %s: %s", tmp, strerror(errno));
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		log_msg("warn", "exec", "cannot write %s: %s", path, strerror(errno));
+}
+
 /* Records the running container; its init's pidfd lets stop signal it. */
 static void watch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
-		  pid_t shim, int shim_pidfd)
+		  pid_t shim, int shim_pidfd, int64_t deadline_ms)
 {
 	pid_t init = oci_pid_read(bundle, OCI_FILE_INIT_PID);
 	pthread_mutex_lock(&o->mu);
@@ -169,10 +191,8 @@ static void watch(struct oci_backend *o, const struct exec_spec *s, const char *
 	t->shim_pidfd = shim_pidfd;
 	t->shim_is_child = true;
 	t->init_pidfd = init > 0 ? pidfd_open(init, 0) : -1;
-	if (s->timeout_ms > 0) {
-		t->timeout_at_ns = mono_ns() + s->timeout_ms * 1000000;
-		t->timeout_grace_ms = s->stop_grace_ms;
-	}
+	if (s->timeout_ms > 0)
+		oci_task_set_deadline(t, deadline_ms, s->stop_grace_ms);
 	pthread_mutex_unlock(&o->mu);
 }
 
@@ -206,19 +226,19 @@ static int launch(struct oci_backend *o, const struct exec_spec *s, const char *
 	int rc = spawn_shim(o, bundle, s->task_id, cgroup, s->log_path, ready[1], &shim, e);
 	close(ready[1]);
 	if (rc == 0) {
-		char pidtext[32];
-		char pidfile[OCI_PATH_MAX + 16];
-		snprintf(pidfile, sizeof pidfile, "%s/%s", bundle, OCI_FILE_SHIM_PID);
-		snprintf(pidtext, sizeof pidtext, "%d\n", (int)shim);
-		struct err we;
-		write_file_atomic(pidfile, pidtext, 0644, &we);
+		write_bundle_file(bundle, OCI_FILE_SHIM_PID, "%d\n", (int)shim);
+		/* The deadline in wall-clock time, so that an agent restarted
+		 * meanwhile still enforces it. */
+		int64_t deadline_ms = s->timeout_ms > 0 ? now_ms() + s->timeout_ms : 0;
+		if (deadline_ms)
+			write_bundle_file(bundle, OCI_FILE_TIMEOUT, "%lld %d\n", (long long)deadline_ms, s->stop_grace_ms);
 		bool answered;
 		rc = await_ready(ready[0], &answered, e);
 		int pidfd = rc == 0 ? pidfd_open(shim, 0) : -1;
 		if (rc == 0 && pidfd < 0)
 			rc = err_set(e, ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
 		if (rc == 0) {
-			watch(o, s, bundle, cgroup, shim, pidfd);
+			watch(o, s, bundle, cgroup, shim, pidfd, deadline_ms);
 		} else {
 			/* A shim that answered is deleting what it made and exits;
 			 * a silent one is stopped here. */

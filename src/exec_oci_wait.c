@@ -15,10 +15,14 @@
 #include "exec_oci_backend.h"
 #include "util.h"
 
-static void signal_init(struct oci_task *t, int sig)
+/* Through the init's pidfd (no pid reuse race); through the runtime when
+ * the init's pid was never read (an adopted run without init.pid). */
+static void signal_init(const struct oci_backend *o, struct oci_task *t, int sig)
 {
 	if (t->init_pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, t->init_pidfd, sig, NULL, 0);
+	else
+		oci_runtime_kill(o, t->id, sig);
 }
 
 /* Starts the stop of timed-out runs and SIGKILLs those whose grace ran
@@ -30,13 +34,13 @@ static int enforce_deadlines(struct oci_backend *o)
 		struct oci_task *t = &o->tasks[i];
 		if (t->timeout_at_ns && !t->timed_out && now >= t->timeout_at_ns) {
 			t->timed_out = true;
-			signal_init(t, SIGTERM);
+			signal_init(o, t, SIGTERM);
 			int64_t at = now + (int64_t)t->timeout_grace_ms * 1000000;
 			if (!t->kill_at_ns || at < t->kill_at_ns)
 				t->kill_at_ns = at;
 		}
 		if (t->kill_at_ns && !t->killed && now >= t->kill_at_ns) {
-			signal_init(t, SIGKILL);
+			signal_init(o, t, SIGKILL);
 			t->killed = true;
 		}
 		int64_t d[2] = {t->timed_out ? 0 : t->timeout_at_ns, t->killed ? 0 : t->kill_at_ns};

@@ -3,7 +3,7 @@
 # on under their shims. The restarted agent finds them through their
 # bundles: a running one is adopted (its exit code and all its output reach
 # the node), one that ended while the agent was away is reported with its
-# code, and an orphan (a bundle of this host that no task claims) is killed
+# code, one whose time limit passed meanwhile is stopped as timed out, and an orphan (a bundle of this host that no task claims) is killed
 # and removed. Real crun (OCI_RUNTIME=runc: runc).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/oci_env.sh"
@@ -11,12 +11,14 @@ source "$(dirname "$0")/oci_env.sh"
 data=$TEST_DIR/data
 cli image import "$OCI_IMAGES/oci-layout.tar" --name busybox:local --data "$data" >/dev/null
 host=oa$$
-start_node "$data" 2xH100-80GB --executor oci --host "$host"
+start_node "$data" 3xH100-80GB --executor oci --host "$host"
 
 long=$(cli submit --image busybox:local -- sh -c 'echo before; sleep 6; echo after; exit 3')
 short=$(cli submit --image busybox:local -- sh -c 'sleep 1; echo quick; exit 5')
+timed=$(cli submit --image busybox:local --timeout 2s -- sleep 300)
 wait_for_state "$long" running 60
 wait_for_state "$short" running 60
+wait_for_state "$timed" running 60
 wait_until 20 "task $long to print 'before'" grep -q before "$NODE_DATA/agent/logs/$long.log"
 
 kill_node_hard
@@ -37,11 +39,13 @@ running "$orphan" || fail "the orphan container does not run"
 
 exit_file=$NODE_DATA/agent/oci/bundles/$short/exit
 wait_until 30 "task $short to end while nobody watches" test -s "$exit_file"
-start_node "$data" 2xH100-80GB --executor oci --host "$host"
+start_node "$data" 3xH100-80GB --executor oci --host "$host"
 
 wait_for_state "$short" failed 60
 assert_eq 5 "$(jq -r .exit_code <<<"$(task_json "$short")")" "exit code of the task that ended while the agent was away"
 assert_contains "$(cli logs "$short")" quick "output of the task that ended while the agent was away"
+wait_for_state "$timed" failed 60
+assert_eq timeout "$(jq -r .failure_reason <<<"$(task_json "$timed")")" "reason of the task whose time ran out while the agent was away"
 wait_for_state "$long" failed 60
 j=$(task_json "$long")
 assert_eq 3 "$(jq -r .exit_code <<<"$j")" "exit code of the adopted task"
