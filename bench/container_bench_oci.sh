@@ -4,6 +4,8 @@
 #   container_start_ms_p50_oci / _p99: submit (POST /v1/tasks) -> the first
 #     process running inside the task's container, N sequential tasks, with
 #     the runtime the agent picks by itself (crun where it runs, else runc);
+#     each task is submitted once the previous one's bundle is removed, as each
+#     bare run starts after the previous one's delete;
 #   container_start_ms_p50_oci_bare / _p99: `RUNTIME run` of the same bundle
 #     (the config.json the agent wrote for such a task, same rootfs overlay),
 #     the bare-runtime baseline, measured in the same run;
@@ -75,7 +77,7 @@ measure() {
 	local picked
 	picked=$(sed -n 's/.*oci executor: runtime=\([^ ]*\).*/\1/p' "$work/node.log" | tail -1)
 	say "runtime $picked: start latency through gpunode ($STARTS tasks)"
-	python3 bench/oci_bench.py starts "$STARTS" >"$work/gpunode$suffix.ms"
+	python3 bench/oci_bench.py starts "$STARTS" "$work/node/agent/oci/bundles" >"$work/gpunode$suffix.ms"
 	# The bundle the agent writes for such a task, copied while one runs.
 	local bundle=$work/bare$suffix
 	python3 bench/oci_bench.py bundle "$work/node/agent/oci/bundles" "$bundle" "$work/node/agent/images/busybox@local/rootfs"

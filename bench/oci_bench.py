@@ -3,9 +3,12 @@
 process so that no curl or jq spawn sits inside a measured interval.
 
   gpus                          number of GPUs in the pool
-  starts N                      N tasks one after another: ms from just before
+  starts N BUNDLES               N tasks one after another: ms from just before
                                 POST /v1/tasks to the clock read by the task's
-                                first process (busybox adjtimex)
+                                first process (busybox adjtimex); each starts
+                                once the last one's bundle is gone from BUNDLES,
+                                as each bare run starts after the last one's
+                                delete, so neither measures a teardown
   bundle BUNDLES DST ROOTFS     copies the bundle the agent writes for such a
                                 task into DST (own scratch dir, own cgroup) with
                                 the same overlay rootfs over ROOTFS
@@ -67,7 +70,12 @@ def now_us():
     return time.time_ns() // 1000
 
 
-def starts(n):
+def wait_gone(path):
+    while os.path.exists(path):
+        time.sleep(0.002)
+
+
+def starts(n, bundles):
     api = Api()
     for _ in range(n):
         t0 = now_us()
@@ -76,6 +84,7 @@ def starts(n):
         if t["state"] != "succeeded":
             raise RuntimeError(f"task {tid}: {t['state']} {t.get('failure_message')}")
         print(f"{(clock_us(api.call('GET', f'/v1/tasks/{tid}/logs', raw=True)) - t0) / 1000:.3f}")
+        wait_gone(os.path.join(bundles, tid))
 
 
 def copy_bundle(bundles, dst, rootfs):
@@ -161,7 +170,7 @@ def main():
     if cmd == "gpus":
         print(len(Api().call("GET", "/v1/gpus")["gpus"]))
     elif cmd == "starts":
-        starts(int(args[0]))
+        starts(int(args[0]), args[1])
     elif cmd == "bundle":
         copy_bundle(*args)
     elif cmd == "bare":
