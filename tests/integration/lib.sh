@@ -501,7 +501,7 @@ netns_client() {
 netns_host_of_pid() {
 	local ns
 	for ns in $(ip netns identify "$1" 2>/dev/null); do
-		[[ "$ns" == "$_NETNS_PREFIX"-* ]] && printf '%s\n' "${ns#"$_NETNS_PREFIX"-}"
+		if [[ "$ns" == "$_NETNS_PREFIX"-* ]]; then printf '%s\n' "${ns#"$_NETNS_PREFIX"-}"; fi
 	done
 	return 0
 }

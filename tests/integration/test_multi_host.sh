@@ -80,7 +80,7 @@ task_procs() {
 	local pid id
 	for pid in $(pgrep -f -- "$TEST_DIR/task.sh" || true); do
 		id=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^GPUNODE_TASK_ID=//p') || true
-		[[ -n "$id" ]] && echo "$id $(netns_host_of_pid "$pid")"
+		if [[ -n "$id" ]]; then echo "$id $(netns_host_of_pid "$pid")"; fi
 	done | sort
 	return 0
 }
@@ -118,6 +118,7 @@ wait_for_state "${on_a[0]}" succeeded 30
 wait_for_state "${on_a[1]}" succeeded 30
 
 # --- 2. kill -9 of agent b: lost after the grace, its tasks move to a -------
+echo "kill -9 of agent b (pid $pid_b)"
 kill -KILL "$pid_b"
 wait "$pid_b" 2>/dev/null || true
 wait_until 30 "host b marked offline" host_online b false

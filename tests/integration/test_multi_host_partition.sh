@@ -59,7 +59,7 @@ runs_of() {
 	local pid id
 	for pid in $(pgrep -f -- "$TEST_DIR/task.sh" || true); do
 		id=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^GPUNODE_TASK_ID=//p') || true
-		[[ "$id" == "$1" ]] && netns_host_of_pid "$pid"
+		if [[ "$id" == "$1" ]]; then netns_host_of_pid "$pid"; fi
 	done | sort | xargs
 }
 

@@ -82,6 +82,7 @@ for id in "${run_a[@]}" "${run_b[@]}"; do
 done
 
 # --- the node dies ------------------------------------------------------------
+echo "kill -9 of the node (pid $NODE_PID)"
 kill_node_hard
 # One running task per host completes while the node is down: only its agent
 # knows, and must tell the node once it is back.
