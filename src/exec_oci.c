@@ -185,20 +185,6 @@ void oci_task_set_deadline(struct oci_task *t, int64_t deadline_ms, int grace_ms
 	t->timeout_grace_ms = grace_ms;
 }
 
-pid_t oci_pid_read(const char *bundle, const char *file)
-{
-	char path[OCI_PATH_MAX + 32];
-	snprintf(path, sizeof path, "%s/%s", bundle, file);
-	FILE *f = fopen(path, "re");
-	long pid = -1;
-	if (f) {
-		if (fscanf(f, "%ld", &pid) != 1)
-			pid = -1;
-		fclose(f);
-	}
-	return (pid_t)pid;
-}
-
 int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x)
 {
 	char path[OCI_PATH_MAX + 32], line[256] = "";
@@ -225,18 +211,24 @@ int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x)
 
 /* --- vtable ------------------------------------------------------------ */
 
+int oci_image_load(const struct oci_backend *o, const struct exec_spec *s, struct image *img, char *reason,
+		   struct err *e)
+{
+	int rc = !s->image || !*s->image
+			 ? err_set(e, ERR_INVALID, "the oci executor runs tasks in images: submit with --image NAME")
+			 : image_load(o->store, s->image, img, e);
+	if (rc < 0)
+		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
+	return rc;
+}
+
+/* The image is all a start needs that can be missing; start loads it again
+ * (a small manifest), so a run prepared long ago sees a re-import. */
 static int oci_prepare(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e)
 {
-	struct oci_backend *o = as_oci(b);
 	struct image img;
-	if (!s->image || !*s->image) {
-		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
-		return err_set(e, ERR_INVALID, "the oci executor runs tasks in images: submit with --image NAME");
-	}
-	if (image_load(o->store, s->image, &img, e) < 0) {
-		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
+	if (oci_image_load(as_oci(b), s, &img, reason, e) < 0)
 		return -1;
-	}
 	image_free(&img);
 	return 0;
 }

@@ -71,8 +71,11 @@ void oci_runtime_kill(const struct oci_backend *o, const char *id, int sig);
 /* Fills x from the bundle's exit file: -1 when there is none (the shim died
  * before it could write one). */
 int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x);
-/* Reads a pid file in the bundle; -1 if absent. */
-pid_t oci_pid_read(const char *bundle, const char *file);
+/* Loads the task's image (ERR_NOT_FOUND/ERR_INVALID with reason
+ * image_not_found when it has none or the store lacks it). */
+struct image;
+int oci_image_load(const struct oci_backend *o, const struct exec_spec *s, struct image *img, char *reason,
+		   struct err *e);
 
 int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e);
 int oci_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out);

@@ -1,6 +1,6 @@
 /* exec_oci_impl.h — what the OCI backend's files and its shim share. The
  * shim (exec_oci_shim.c) is its own small executable linked with only
- * exec_oci_cgroup.c and libc, so it starts fast and never carries the
+ * exec_oci_shared.c and libc, so it starts fast and never carries the
  * agent's threads or libraries. */
 #ifndef GPUNODE_EXEC_OCI_IMPL_H
 #define GPUNODE_EXEC_OCI_IMPL_H
@@ -37,5 +37,9 @@ struct oci_exit_record {
 	struct oci_cgroup_stats stats;
 };
 int oci_exit_record_parse(const char *text, struct oci_exit_record *out);
+
+/* Reads a pid file (OCI_FILE_SHIM_PID, OCI_FILE_INIT_PID) in the bundle;
+ * -1 if absent. */
+pid_t oci_pid_read(const char *bundle, const char *file);
 
 #endif

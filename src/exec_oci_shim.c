@@ -62,20 +62,6 @@ static void tell_agent(const char *fmt, ...)
 	close(OCI_SHIM_READY_FD);
 }
 
-static pid_t read_pid(const char *bundle, const char *file)
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", bundle, file);
-	FILE *f = fopen(path, "re");
-	long pid = -1;
-	if (f) {
-		if (fscanf(f, "%ld", &pid) != 1)
-			pid = -1;
-		fclose(f);
-	}
-	return (pid_t)pid;
-}
-
 /* Reaps children until init is among them (the runtime's helpers may be
  * re-parented here too); returns init's wait status. */
 static int wait_init(pid_t init)
@@ -143,7 +129,7 @@ int main(int argc, char **argv)
 		finish(&s, 127, 0, &none);
 		return 1;
 	}
-	pid_t init = read_pid(s.bundle, OCI_FILE_INIT_PID);
+	pid_t init = oci_pid_read(s.bundle, OCI_FILE_INIT_PID);
 	tell_agent("ok");
 	int status = init > 0 ? wait_init(init) : -1;
 	struct oci_cgroup_stats st;

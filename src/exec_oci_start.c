@@ -263,12 +263,8 @@ int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, s
 {
 	struct oci_backend *o = as_oci(b);
 	struct image img;
-	if (!s->image || !*s->image || image_load(o->store, s->image, &img, e) < 0) {
-		str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_IMAGE_NOT_FOUND);
-		if (!s->image || !*s->image)
-			err_set(e, ERR_INVALID, "the oci executor runs tasks in images: submit with --image NAME");
+	if (oci_image_load(o, s, &img, reason, e) < 0)
 		return -1;
-	}
 	str_copy(reason, EXEC_REASON_MAX, EXEC_REASON_START_FAILED);
 	char bundle[OCI_PATH_MAX], cgroup[256];
 	oci_bundle_path(o, s->task_id, bundle, sizeof bundle);

@@ -1,8 +1,9 @@
-/* exec_oci_cgroup.c — reading a container's cgroup: OOM kills, peak memory,
- * CPU time. cgroup v2 (memory.events, memory.peak, cpu.stat) and v1, which
- * Debian 12 hosts without systemd often still run (memory.oom_control's
- * oom_kill, memory.max_usage_in_bytes, cpuacct.usage). Libc only: the shim
- * links this file. */
+/* exec_oci_shared.c — what the OCI backend and its shim both read: a
+ * container's cgroup (OOM kills, peak memory, CPU time), the exit record
+ * and pid files in a bundle. cgroup v2 (memory.events, memory.peak,
+ * cpu.stat) and v1, which Debian 12 hosts without systemd often still run
+ * (memory.oom_control's oom_kill, memory.max_usage_in_bytes,
+ * cpuacct.usage). Libc only: the shim links this file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +82,18 @@ int oci_exit_record_parse(const char *text, struct oci_exit_record *out)
 	out->stats.cpu_ns = cpu;
 	out->stats.peak_bytes = peak;
 	return 0;
+}
+
+pid_t oci_pid_read(const char *bundle, const char *file)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", bundle, file);
+	FILE *f = fopen(path, "re");
+	long pid = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = -1;
+		fclose(f);
+	}
+	return (pid_t)pid;
 }
