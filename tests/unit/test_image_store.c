@@ -328,3 +328,63 @@ Test(images, not_an_image_is_a_clear_error)
 	cr_assert_eq(image_import(store, path, "junk:1", NULL, NULL, NULL, &e), -1);
 	cr_assert_eq(e.code, ERR_NOT_FOUND);
 }
+
+/* --- hostile manifests ---------------------------------------------------- */
+
+static void write_text_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void make_oci_layout(const char *layout, const char *index)
+{
+	char path[256];
+	cr_assert_eq(mkdir(layout, 0755), 0);
+	snprintf(path, sizeof path, "%s/oci-layout", layout);
+	write_text_file(path, "{\"imageLayoutVersion\":\"1.0.0\"}");
+	snprintf(path, sizeof path, "%s/index.json", layout);
+	write_text_file(path, index);
+}
+
+Test(images, oci_digests_must_be_sha256_hex)
+{
+	make_outside_dir();
+	char layout[256];
+	snprintf(layout, sizeof layout, "%s/l", dir);
+	/* A digest that would name a path outside blobs/ if it were trusted. */
+	make_oci_layout(layout, "{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"sha256:../../outside/victim\"}]}");
+	struct err e;
+	cr_assert_eq(image_import(store, layout, "evil:1", NULL, NULL, NULL, &e), -1);
+	cr_assert_not_null(strstr(e.msg, "digest"), "%s", e.msg);
+	assert_outside_untouched();
+}
+
+Test(images, malformed_manifests_are_clear_errors)
+{
+	const char *cases[][2] = {
+		{"[]", "exactly one image"},
+		{"[{\"Layers\":\"l1.tar\"}]", "exactly one image"},
+		{"[{\"Layers\":[\"../l1.tar\"]}]", "traversal"},
+		{"[{\"Layers\":[]}]", "no layers"},
+		{"{not json", "manifest.json"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char layout[256], path[300];
+		snprintf(layout, sizeof layout, "%s/m%zu", dir, i);
+		cr_assert_eq(mkdir(layout, 0755), 0);
+		snprintf(path, sizeof path, "%s/manifest.json", layout);
+		write_text_file(path, cases[i][0]);
+		struct err e;
+		cr_assert_eq(image_import(store, layout, "bad:1", NULL, NULL, NULL, &e), -1, "%s imported", cases[i][0]);
+		cr_assert_not_null(strstr(e.msg, cases[i][1]), "%s: %s", cases[i][0], e.msg);
+	}
+	char layout[256];
+	snprintf(layout, sizeof layout, "%s/empty-index", dir);
+	make_oci_layout(layout, "{\"schemaVersion\":2,\"manifests\":[]}");
+	struct err e;
+	cr_assert_eq(image_import(store, layout, "bad:1", NULL, NULL, NULL, &e), -1);
+	cr_assert_not_null(strstr(e.msg, "no manifest"), "%s", e.msg);
+}
