@@ -99,10 +99,10 @@ static json_t *manifest_json(const struct image_info *info, json_t *config)
 {
 	json_t *env = json_object_get(config, "Env");
 	const char *wd = json_string_value(json_object_get(config, "WorkingDir"));
-	return json_pack("{s:s, s:s, s:i, s:I, s:I, s:O, s:s}", "name", info->name, "format", info->format, "layers",
+	return json_pack("{s:s, s:s, s:i, s:I, s:I, s:o, s:s}", "name", info->name, "format", info->format, "layers",
 			 info->n_layers, "size_bytes", (json_int_t)info->size_bytes, "created_ms",
-			 (json_int_t)info->created_ms, "env", json_is_array(env) ? env : json_array(), "workdir",
-			 wd ? wd : "");
+			 (json_int_t)info->created_ms, "env", json_is_array(env) ? json_incref(env) : json_array(),
+			 "workdir", wd ? wd : "");
 }
 
 /* Fills staging/rootfs from source and describes it in info. */
