@@ -70,6 +70,21 @@ id=$(cli submit --image busybox:dir -- sh -c 'cat /etc/opq/gone')
 wait_for_state "$id" succeeded 60
 assert_eq gone "$(cli logs "$id")" "the rootfs dir image is the dir as it was"
 
+# --- the task's own choices: read-only root (scratch stays writable), pids, CPU, network ---
+id=$(cli submit --image busybox:local --read-only --pids 20 --cpus 0.5 -- sh -c 'touch /x 2>&1; touch /work/y && echo scratch-ok;
+	cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null;
+	cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null; ls /sys/class/net')
+wait_for_state "$id" succeeded 60
+logs=$(cli logs "$id")
+assert_contains "$logs" "Read-only file system" "writing the read-only root"
+assert_contains "$logs" "scratch-ok" "writing the scratch dir of a read-only task"
+assert_contains "$logs" $'\n20\n' "pids limit seen in the container's cgroup"
+assert_contains "$logs" "50000" "CPU quota of 0.5 core per 100 ms period"
+assert_eq "lo" "$(tail -n 1 <<<"$logs")" "no network but loopback by default"
+id=$(cli submit --image busybox:local --network -- ls /sys/class/net)
+wait_for_state "$id" succeeded 60
+assert_ne "lo" "$(cli logs "$id" | tr '\n' ' ' | sed 's/ $//')" "--network gives the host's interfaces"
+
 # --- the other GPU's node: absent, and refused by the device cgroup ---
 a=$(cli submit --image busybox:local --gpus 1 -- sh -c 'cat /dev/nvidia*; ls /dev/nvidia*; sleep 300')
 wait_for_state "$a" running 60
