@@ -26,7 +26,7 @@
 #include "image_store_fs.h"
 #include "util.h"
 
-extern char **environ;
+char *const oci_child_env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 
 /* --- the runtime ------------------------------------------------------- */
 
@@ -75,14 +75,10 @@ const char *exec_oci_find_runtime(const char *runtime)
 	return find_in_path("runc", found, sizeof found) ? found : NULL;
 }
 
-/* gpunode-shim beside the running binary, or $GPUNODE_SHIM. */
+/* gpunode-shim beside the running binary (the build dir, or where both
+ * were installed). */
 static bool find_shim(char *out, size_t cap)
 {
-	const char *env = getenv("GPUNODE_SHIM");
-	if (env && *env) {
-		snprintf(out, cap, "%s", env);
-		return access(out, X_OK) == 0;
-	}
 	char self[OCI_PATH_MAX - 16];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n <= 0)
@@ -160,7 +156,7 @@ static void run_runtime_quietly(const struct oci_backend *o, char *const *args, 
 	/* "container does not exist" is the usual, harmless answer. */
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	pid_t pid;
-	if (posix_spawn(&pid, o->runtime, &fa, NULL, argv, environ) == 0)
+	if (posix_spawn(&pid, o->runtime, &fa, NULL, argv, oci_child_env) == 0)
 		waitpid(pid, NULL, 0);
 	posix_spawn_file_actions_destroy(&fa);
 }
@@ -351,7 +347,7 @@ struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, st
 	struct oci_backend *o = xcalloc(1, sizeof *o);
 	str_copy(o->runtime, sizeof o->runtime, rt);
 	if (!find_shim(o->shim, sizeof o->shim)) {
-		err_set(e, ERR_UNAVAILABLE, "gpunode-shim not found beside the gpunode binary (or $GPUNODE_SHIM)");
+		err_set(e, ERR_UNAVAILABLE, "gpunode-shim not found beside the gpunode binary (install both)");
 		free(o);
 		return NULL;
 	}

@@ -158,9 +158,8 @@ static void remove_orphan_containers(struct oci_backend *o, const struct exec_ad
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addclose(&fa, out[0]);
 	char *argv[] = {o->runtime, "--root", o->root, "list", "-q", NULL};
-	extern char **environ;
 	pid_t pid;
-	int rc = posix_spawn(&pid, o->runtime, &fa, NULL, argv, environ);
+	int rc = posix_spawn(&pid, o->runtime, &fa, NULL, argv, oci_child_env);
 	posix_spawn_file_actions_destroy(&fa);
 	close(out[1]);
 	FILE *f = fdopen(out[0], "r");

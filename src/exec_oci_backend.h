@@ -49,6 +49,10 @@ static inline struct oci_backend *as_oci(struct exec_backend *b)
 	return (struct oci_backend *)b;
 }
 
+/* The environment of the shim and of every runtime command: PATH only, so
+ * nothing of the agent's own (a token, say) reaches them. */
+extern char *const oci_child_env[];
+
 /* BUNDLES/ID and the task's cgroup path. */
 void oci_bundle_path(const struct oci_backend *o, const char *id, char *buf, size_t cap);
 void oci_cgroup_path(const struct oci_backend *o, const char *host, const char *id, char *buf, size_t cap);

@@ -129,8 +129,7 @@ static int spawn_shim(struct oci_backend *o, const char *bundle, const char *id,
 	posix_spawnattr_setsigdefault(&attr, &all);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	char *argv[] = {o->shim, o->runtime, o->root, (char *)bundle, (char *)id, (char *)cgroup, NULL};
-	extern char **environ;
-	int rc = posix_spawn(pid, o->shim, &fa, &attr, argv, environ);
+	int rc = posix_spawn(pid, o->shim, &fa, &attr, argv, oci_child_env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(logfd);
