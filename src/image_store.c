@@ -137,6 +137,37 @@ static int build_image(const char *source, const char *staging, image_progress_f
 	return rc;
 }
 
+/* How many mounts use dir/rootfs as their overlay's lower layer: the running
+ * containers of this image (a mount keeps the path it was given). Their
+ * lower layer must not change under them, so such an image is neither
+ * removed nor replaced. */
+static int image_mounts(const char *dir)
+{
+	char want[4200];
+	int n = snprintf(want, sizeof want, "lowerdir=%s/rootfs", dir);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return 0;
+	char line[8192];
+	int count = 0;
+	while (fgets(line, sizeof line, f)) {
+		const char *p = strstr(line, want);
+		if (p && strchr(",: \n", p[n]))
+			count++;
+	}
+	fclose(f);
+	return count;
+}
+
+static int refuse_if_in_use(const char *dir, const char *name, const char *what, struct err *e)
+{
+	int n = image_mounts(dir);
+	if (n > 0)
+		return err_set(e, ERR_CONFLICT, "image %s is used by %d running container%s: %s it once they end", name,
+			       n, n == 1 ? "" : "s", what);
+	return 0;
+}
+
 /* Renames staging over final; the image it replaces is removed after. */
 static int install_image(const char *store, const char *staging, const char *final, struct err *e)
 {
@@ -157,9 +188,12 @@ static int install_image(const char *store, const char *staging, const char *fin
 int image_import(const char *store, const char *source, const char *name, image_progress_fn progress, void *ctx,
 		 struct image_info *out, struct err *e)
 {
+	char staging[2048], final[2048], manifest[4096];
 	if (image_name_check(name, e) < 0 || fs_mkdir_p(store, e) < 0)
 		return -1;
-	char staging[2048], final[2048], manifest[4096];
+	image_dir_of(store, name, final, sizeof final);
+	if (refuse_if_in_use(final, name, "replace", e) < 0)
+		return -1;
 	snprintf(staging, sizeof staging, "%s/.import-%d-%lld", store, (int)getpid(), (long long)mono_ns());
 	if (mkdir(staging, 0755) < 0)
 		return err_set(e, ERR_INTERNAL, "cannot create %s: %s", staging, strerror(errno));
@@ -176,7 +210,8 @@ int image_import(const char *store, const char *source, const char *name, image_
 		json_decref(m);
 	}
 	json_decref(config);
-	image_dir_of(store, name, final, sizeof final);
+	if (rc == 0)
+		rc = refuse_if_in_use(final, name, "replace", e);
 	if (rc == 0)
 		rc = install_image(store, staging, final, e);
 	if (rc < 0)
@@ -244,6 +279,8 @@ int image_remove(const char *store, const char *name, struct err *e)
 		return -1;
 	char dir[2048], doomed[2048];
 	image_dir_of(store, name, dir, sizeof dir);
+	if (refuse_if_in_use(dir, name, "remove", e) < 0)
+		return -1;
 	/* Renamed away first, so the name is gone at once even if the tree is big. */
 	snprintf(doomed, sizeof doomed, "%s/.rm-%d-%lld", store, (int)getpid(), (long long)mono_ns());
 	if (rename(dir, doomed) < 0)

@@ -52,7 +52,8 @@ int image_name_check(const char *name, struct err *e);
 typedef void (*image_progress_fn)(void *ctx, const char *what, int64_t bytes);
 
 /* Imports source (tarball or directory) as name into store (created if
- * missing), replacing an image of that name. progress may be NULL.
+ * missing), replacing an image of that name unless running containers use
+ * it (ERR_CONFLICT: their lower layer must not change). progress may be NULL.
  * Changes the process's working directory while it extracts and restores
  * it: call from a single-threaded process (the CLI). */
 int image_import(const char *store, const char *source, const char *name, image_progress_fn progress, void *ctx,
@@ -62,8 +63,8 @@ int image_import(const char *store, const char *source, const char *name, image_
  * store is empty. */
 int image_list(const char *store, struct image_info **out, int *n, struct err *e);
 
-/* Removes an image (ERR_NOT_FOUND if absent). Containers already running
- * keep their overlay's lower dir (the kernel holds it) until they end. */
+/* Removes an image: ERR_NOT_FOUND if absent, ERR_CONFLICT while running
+ * containers use it. */
 int image_remove(const char *store, const char *name, struct err *e);
 
 /* Loads an image for a container: ERR_NOT_FOUND ("image_not_found") when

@@ -101,6 +101,15 @@ assert_not_contains "$probe" "can't open '/dev/stolen': No such device" "the oth
 assert_contains "$probe" "probed" "the probe ran to its end"
 wait_until 20 "task $a to list its devices" grep -q "nvidia$a_index" "$NODE_DATA/agent/logs/$a.log"
 assert_eq "/dev/nvidia$a_index" "$(grep '^/dev/nvidia' "$NODE_DATA/agent/logs/$a.log")" "ls /dev/nvidia* in task $a"
+# The image of a running container can be neither removed nor replaced.
+rc=0
+err=$("$G" image rm busybox:local --data "$data" 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit status of removing an image in use"
+assert_contains "$err" "used by 1 running container" "removing an image in use"
+rc=0
+err=$("$G" image import "$OCI_IMAGES/oci-layout.tar" --name busybox:local --data "$data" 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit status of replacing an image in use"
+assert_contains "$err" "used by 1 running container" "replacing an image in use"
 cli cancel "$a" >/dev/null
 wait_for_state "$a" cancelled 30
 bundle_gone() { [[ ! -e "$NODE_DATA/agent/oci/bundles/$1" ]]; }
@@ -135,3 +144,5 @@ assert_eq "line1 line2 line3" "$(tr '\n' ' ' <<<"$followed" | sed 's/ $//')" "gp
 
 stop_node
 assert_eq "" "$(oci_runtime list -q 2>/dev/null)" "containers left in $OCI_RUNTIME after the node stopped"
+cli image rm busybox:oci --data "$data"
+assert_eq "busybox:dir busybox:local" "$(cli image ls --data "$data" --json | jq -r '[.images[].name] | join(" ")')" "image ls after rm"
