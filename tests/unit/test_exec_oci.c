@@ -1,6 +1,5 @@
 /* Tests of the OCI backend against the real runtimes: every test runs under
- * runc and under crun (scripts/crun_cgroup_fix.sh must have run on hybrid
- * cgroup hosts), with a real busybox image imported into the real image
+ * runc and under crun (setup applies scripts/crun_cgroup_fix.sh), with a real busybox image imported into the real image
  * store and simulated GPUs' stand-in device nodes. Needs root. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -29,6 +28,9 @@ static void setup(void)
 	const char *src = getenv("GPUNODE_SRC");
 	cr_assert_not_null(src, "GPUNODE_SRC must name the source tree (meson sets it)");
 	char cmd[512];
+	/* crun refuses hybrid cgroup hosts until the fix (idempotent) ran. */
+	snprintf(cmd, sizeof cmd, "%s/scripts/crun_cgroup_fix.sh", src);
+	cr_assert_eq(system(cmd), 0, "crun cannot run on this host's cgroups");
 	snprintf(cmd, sizeof cmd, "%s/tests/images/make_busybox_images.sh %s/img", src, dir);
 	cr_assert_eq(system(cmd), 0);
 	char store[256], tar[256];
