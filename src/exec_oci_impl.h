@@ -30,6 +30,11 @@ struct oci_cgroup_stats {
  * (memory and cpuacct hierarchies). Missing files give -1 fields. */
 void oci_cgroup_read(const char *cgroups_path, struct oci_cgroup_stats *out);
 
+/* Removes the per-agent parent of cgroups_path ("/gpunode/HOST.STATE") in
+ * every hierarchy when no run of that agent is left in it, so that agents
+ * come and go without leaving empty cgroups behind. */
+void oci_cgroup_remove_parent(const char *cgroups_path);
+
 /* The line of the exit file. */
 struct oci_exit_record {
 	int exit_code; /* 128 + signal when killed */

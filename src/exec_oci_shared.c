@@ -4,9 +4,11 @@
  * cpu.stat) and v1, which Debian 12 hosts without systemd often still run
  * (memory.oom_control's oom_kill, memory.max_usage_in_bytes,
  * cpuacct.usage). Libc only: the shim links this file. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "exec_oci_impl.h"
@@ -96,4 +98,32 @@ pid_t oci_pid_read(const char *bundle, const char *file)
 		fclose(f);
 	}
 	return (pid_t)pid;
+}
+
+/* rmdir of dir in one hierarchy root (v2: the root itself; v1: each
+ * controller's mount under it). Fails harmlessly while another run of the
+ * same agent still has a cgroup below. */
+void oci_cgroup_remove_parent(const char *cg)
+{
+	const char *slash = strrchr(cg, '/');
+	if (!slash || slash == cg)
+		return;
+	int n = (int)(slash - cg);
+	char path[1024];
+	if (access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0) {
+		snprintf(path, sizeof path, "%s%.*s", CGROUP_ROOT, n, cg);
+		rmdir(path);
+		return;
+	}
+	DIR *d = opendir(CGROUP_ROOT);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s%.*s", CGROUP_ROOT, de->d_name, n, cg);
+		rmdir(path);
+	}
+	closedir(d);
 }

@@ -81,6 +81,7 @@ static int wait_init(pid_t init)
 static void finish(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
 {
 	run_runtime(s, (const char *[]){"delete", "--force", s->id, NULL});
+	oci_cgroup_remove_parent(s->cgroup);
 	char path[4096], tmp[4200];
 	snprintf(path, sizeof path, "%s/rootfs", s->bundle);
 	umount2(path, MNT_DETACH);

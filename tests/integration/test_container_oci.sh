@@ -144,5 +144,6 @@ assert_eq "line1 line2 line3" "$(tr '\n' ' ' <<<"$followed" | sed 's/ $//')" "gp
 
 stop_node
 assert_eq "" "$(oci_runtime list -q 2>/dev/null)" "containers left in $OCI_RUNTIME after the node stopped"
+assert_eq "" "$(ls -d /sys/fs/cgroup/gpunode/"$host".* /sys/fs/cgroup/*/gpunode/"$host".* 2>/dev/null)" "cgroups left after the node stopped"
 cli image rm busybox:oci --data "$data"
 assert_eq "busybox:dir busybox:local" "$(cli image ls --data "$data" --json | jq -r '[.images[].name] | join(" ")')" "image ls after rm"
