@@ -764,7 +764,9 @@ static void append_reports(json_t *reports, const struct agent_task *t, const ch
 
 static bool needs_report(const struct agent_task *t)
 {
-	if (t->forget)
+	/* A fast task can exit before start_task_run marks it started: its
+	 * exit waits until then, so that its log is shipped before it. */
+	if (t->forget || t->starting)
 		return false;
 	return t->start_failed || (t->exited && !t->exit_reported) || (t->started && !t->running_reported);
 }
