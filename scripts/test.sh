@@ -60,7 +60,13 @@ if [[ -x scripts/crun_cgroup_fix.sh ]]; then
 	scripts/crun_cgroup_fix.sh || echo "test.sh: scripts/crun_cgroup_fix.sh failed; crun tests may fail" >&2
 fi
 dockerd_dir=$(mktemp -d /tmp/gpunode-test-dockerd.XXXXXX)
-stop_dockerd() { scripts/dockerd.sh stop "$dockerd_dir"; rm -rf "$dockerd_dir"; }
+# dockerd can leave mounts (its data root, container layers) under the dir:
+# unmount them, deepest first, before removing it; a leftover is a warning.
+stop_dockerd() {
+	scripts/dockerd.sh stop "$dockerd_dir"
+	awk -v d="$dockerd_dir" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+	rm -rf "$dockerd_dir" 2>/dev/null || echo "test.sh: warning: could not remove $dockerd_dir" >&2
+}
 trap stop_dockerd EXIT
 if docker_env=$(scripts/dockerd.sh start "$dockerd_dir") && scripts/dockerd.sh image "$dockerd_dir" >/dev/null; then
 	export "${docker_env?}"
