@@ -17,12 +17,15 @@
 #   8. Slurm side by side (bench/slurm/run.sh): slurm_e2e_tasks_per_s,
 #      gpunode_e2e_tasks_per_s, e2e_ratio_vs_slurm, submission rates;
 #   9. containers, when their scripts are present: bench/container_bench.sh
-#      and bench/container_bench_oci.sh BUILD, flat JSON merged as they print it.
+#      and bench/container_bench_oci.sh BUILD, flat JSON merged as they print it;
+#  10. GPU fault to replacement (bench/fault_to_replacement.py): kernel-log Xid
+#      line -> the task running again on a healthy GPU (same host, other host),
+#      against a host going silent (heartbeat grace) in the same run.
 # Writes every figure of this run to bench/results/latest.json (one flat
 # object) and a table to stdout and bench/results/latest.md. Progress goes to
 # stderr. Every process it starts is stopped by pid on exit, failure or not.
 #   BENCH_API_COUNT (20000), BENCH_API_THREADS (8), BENCH_E2E_COUNT (2000), BENCH_QUEUED (100000)
-#   BENCH_OPENB_SEEDS (10: seeds 42..51; fewer is said in the output), BENCH_SKIP ("slurm containers": steps to skip)
+#   BENCH_OPENB_SEEDS (10: seeds 42..51; fewer is said in the output), BENCH_SKIP ("slurm containers fault": steps to skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,7 +92,7 @@ merge() {
 failures=0
 
 # --- 1. scheduler core ---
-progress "[1/9] bench_sched (scheduler core, 10,000 GPUs, 100,000 queued tasks)"
+progress "[1/10] bench_sched (scheduler core, 10,000 GPUs, 100,000 queued tasks)"
 if out=$("$BUILD/bench_sched" 2>"$work/bench_sched.log"); then
 	merge "$(tail -n 1 <<<"$out")" sched_
 else
@@ -104,7 +107,7 @@ fi
 # GPUs): on 2 cores that shares the CPU with ~1,000 spawns/s.
 QUEUED_BODY='{"command":["true"],"models":["NONE"]}'
 for threads in "$API_THREADS" 64; do
-	progress "[2/9] api: $API_COUNT submits that stay queued, $threads clients"
+	progress "[2/10] api: $API_COUNT submits that stay queued, $threads clients"
 	start_up "api$threads" $(process_executor_args)
 	if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$threads" --count "$API_COUNT" \
 		--body "$QUEUED_BODY"); then
@@ -119,7 +122,7 @@ for threads in "$API_THREADS" 64; do
 	fi
 	stop_pid "$NODE_PID"
 done
-progress "[2/9] api: $API_COUNT submits of 'true' tasks that the node runs meanwhile, $API_THREADS clients"
+progress "[2/10] api: $API_COUNT submits of 'true' tasks that the node runs meanwhile, $API_THREADS clients"
 start_up apirun $(process_executor_args)
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$API_COUNT"); then
 	merge "{\"api_submits_per_s_while_running\": $(jq .api_submits_per_s <<<"$out")}"
@@ -130,7 +133,7 @@ fi
 stop_pid "$NODE_PID"
 
 # --- 3. end to end ---
-progress "[3/9] e2e: $E2E_COUNT 'true' tasks through a fresh gpunode up (8 simulated H100s, process executor)"
+progress "[3/10] e2e: $E2E_COUNT 'true' tasks through a fresh gpunode up (8 simulated H100s, process executor)"
 start_up e2e $(process_executor_args)
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$E2E_COUNT" --e2e); then
 	merge "$out" e2e_
@@ -141,7 +144,7 @@ fi
 stop_pid "$NODE_PID"
 
 # --- 4. node memory with 100k queued tasks ---
-progress "[4/9] node RSS: $QUEUED queued tasks (model NONE: never placed)"
+progress "[4/10] node RSS: $QUEUED queued tasks (model NONE: never placed)"
 start_up rss $(process_executor_args)
 merge "{\"node_rss_bytes_idle\": $(rss_bytes "$NODE_PID")}"
 if out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads "$API_THREADS" --count "$QUEUED" \
@@ -155,7 +158,7 @@ fi
 stop_pid "$NODE_PID"
 
 # --- 5. an idle agent ---
-progress "[5/9] agent RSS: gpunode agent registered with gpunode serve, idle 2 s"
+progress "[5/10] agent RSS: gpunode agent registered with gpunode serve, idle 2 s"
 port=$(free_port)
 mkdir -p "$work/serve"
 "$BIN" serve --data "$work/serve" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
@@ -179,9 +182,9 @@ stop_pid "$serve_pid"
 
 # --- 6. openb packing (FGD protocol) ---
 if ((OPENB_SEEDS < 10)); then
-	progress "[6/9] openb: NOTE only $OPENB_SEEDS of the 10 seeds (BENCH_OPENB_SEEDS): means are not the published protocol's"
+	progress "[6/10] openb: NOTE only $OPENB_SEEDS of the 10 seeds (BENCH_OPENB_SEEDS): means are not the published protocol's"
 fi
-progress "[6/9] openb: 4 workloads x $OPENB_SEEDS seeds x {frag, bestfit} through gpunode sim openb (a few minutes)"
+progress "[6/10] openb: 4 workloads x $OPENB_SEEDS seeds x {frag, bestfit} through gpunode sim openb (a few minutes)"
 if OPENB_SEEDS=$OPENB_SEEDS OPENB_JSON="$work/openb.json" bench/sim_openb.sh "$BUILD" bench/data/openb >"$work/openb.md" &&
 	[[ -s "$work/openb.json" ]]; then
 	merge "$(cat "$work/openb.json")"
@@ -192,7 +195,7 @@ else
 fi
 
 # --- 7. Philly: waiting and completion ---
-progress "[7/9] philly: 82,247 jobs, queues fifo / sjf / default on 80 x 8 GPUs (gpunode sim philly)"
+progress "[7/10] philly: 82,247 jobs, queues fifo / sjf / default on 80 x 8 GPUs (gpunode sim philly)"
 if PHILLY_JSON="$work/philly.json" bench/sim_philly.sh "$BUILD" bench/data/philly/philly.csv.gz 80 >"$work/philly.md" &&
 	[[ -s "$work/philly.json" ]]; then
 	merge "$(cat "$work/philly.json")"
@@ -204,9 +207,9 @@ fi
 
 # --- 8. side by side with Slurm ---
 if skipped slurm; then
-	progress "[8/9] slurm: skipped (BENCH_SKIP)"
+	progress "[8/10] slurm: skipped (BENCH_SKIP)"
 else
-	progress "[8/9] slurm: 2,000 one-GPU jobs through Slurm (about 4 minutes), then through gpunode up"
+	progress "[8/10] slurm: 2,000 one-GPU jobs through Slurm (about 4 minutes), then through gpunode up"
 	if out=$(bench/slurm/run.sh "$BUILD"); then
 		merge "$out"
 	else
@@ -218,10 +221,10 @@ fi
 # --- 9. containers (their scripts, when present) ---
 for script in bench/container_bench.sh bench/container_bench_oci.sh; do
 	if [[ ! -x "$script" ]] || skipped containers; then
-		progress "[9/9] $script: not run ($([[ -x "$script" ]] && echo "BENCH_SKIP" || echo "not present"))"
+		progress "[9/10] $script: not run ($([[ -x "$script" ]] && echo "BENCH_SKIP" || echo "not present"))"
 		continue
 	fi
-	progress "[9/9] $script"
+	progress "[9/10] $script"
 	if out=$("$script" "$BUILD"); then
 		merge "$(tail -n 1 <<<"$out")"
 	else
@@ -229,6 +232,19 @@ for script in bench/container_bench.sh bench/container_bench_oci.sh; do
 		failures=$((failures + 1))
 	fi
 done
+
+# --- 10. GPU fault to replacement ---
+if skipped fault; then
+	progress "[10/10] fault to replacement: skipped (BENCH_SKIP)"
+else
+	progress "[10/10] fault to replacement: 20 Xid 79 drills per case, then 3 silent hosts (about 1 minute)"
+	if out=$(python3 bench/fault_to_replacement.py "$BUILD" 20); then
+		merge "$out"
+	else
+		echo "bench/run.sh: the fault-to-replacement benchmark failed" >&2
+		failures=$((failures + 1))
+	fi
+fi
 
 # --- results ---
 jq -S . <<<"$figures" >"$RESULTS/latest.json.tmp"
@@ -248,6 +264,9 @@ GOALS = {
     "philly_avg_jct_ratio_vs_fifo": (2, "min", None, None),
     "philly_sim_seconds": (5, "max", None, None),
     "philly_sim_cpu_seconds": (5, "max", None, None),
+    "fault_to_replacement_ms": (1_000, "max", None, None),
+    "container_start_overhead_ratio_docker": (1.2, "max", None, None),
+    "container_start_overhead_ratio_oci": (1.2, "max", None, None),
 }
 # openb: the published FGD and BestFit means (seeds 42..51, arrived = 100 %)
 for w, bestfit, fgd in [("default", 92.86, 95.23), ("multigpu50", 95.62, 97.09),
@@ -257,7 +276,8 @@ for w, bestfit, fgd in [("default", 92.86, 95.23), ("multigpu50", 95.62, 97.09),
 FIRST = ["sched_placements_per_s", "api_submits_per_s", "e2e_tasks_per_s",
          "node_rss_bytes_100k_queued", "agent_rss_bytes_idle",
          "e2e_ratio_vs_slurm", "gpunode_e2e_tasks_per_s", "slurm_e2e_tasks_per_s",
-         "philly_avg_jct_ratio_vs_fifo", "philly_sim_seconds"]
+         "philly_avg_jct_ratio_vs_fifo", "philly_sim_seconds", "fault_to_replacement_ms",
+         "fault_to_replacement_speedup_vs_host_silent"]
 def fmt(v):
     if isinstance(v, float) and not v.is_integer():
         return f"{v:.3g}" if abs(v) < 10 else f"{v:,.1f}"
