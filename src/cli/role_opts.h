@@ -43,8 +43,8 @@ void role_agent_executor(const struct role_opts *o, struct agent_config *ac);
 
 /* The help lines of the executor options, for the verbs that run an agent. */
 #define ROLE_EXECUTOR_USAGE                                                                                  \
-	"  --executor NAME     docker, oci or process (default: docker when its socket answers, else oci\n"  \
-	"                      when runc/crun is installed, else process)\n"                               \
+	"  --executor NAME     docker, oci or process (default for `agent`: docker when its socket answers,\n" \
+	"                      else oci when runc/crun is installed, else process; for `up`: process)\n"   \
 	"  --allow-shared-process  let the process executor (no isolation) run more than one client's tasks\n"
 
 #endif

@@ -37,6 +37,15 @@ static int start_local_agent(const struct role_opts *o, const struct node_server
 	struct agent_config ac = {.gpus = found->gpus, .n_gpus = found->n};
 	role_agent_health(o, found, &ac);
 	role_agent_executor(o, &ac);
+	/* `up` is the one-machine, try-it-now role: image-less tasks must run
+	 * out of the box, so it uses the process executor (one client only)
+	 * unless told otherwise. `gpunode agent`, the provider's role, picks a
+	 * container executor by itself. */
+	if (!o->executor) {
+		str_copy(ac.executor, sizeof ac.executor, "process");
+		fprintf(stderr, "gpunode up: tasks run as plain processes for one client (--executor docker|oci for "
+				"isolated containers)\n");
+	}
 	str_copy(ac.node_url, sizeof ac.node_url, s->url);
 	str_copy(ac.token, sizeof ac.token, s->admin_token);
 	str_copy(ac.host, sizeof ac.host, o->host);
