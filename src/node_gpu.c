@@ -252,14 +252,18 @@ static struct gpu *find_gpu_locked(struct node *n, const char *uuid, struct err 
 	return g;
 }
 
-/* Lock held. The outbox of g's agent when it is connected: commands to a
- * host that is not are dropped when it registers again, so refuse them. */
-static struct host_link *connected_link_locked(struct node *n, const struct gpu *g, struct err *e)
+/* Lock held. The GPU and the outbox of its agent when it is connected:
+ * commands to a host that is not are dropped when it registers again, so
+ * they are refused. NULL with e set otherwise. */
+static struct host_link *connected_gpu_locked(struct node *n, const char *uuid, struct gpu **g, struct err *e)
 {
-	struct host_link *l = node_link_find(n, g->host->id, false);
+	*g = find_gpu_locked(n, uuid, e);
+	if (!*g)
+		return NULL;
+	struct host_link *l = node_link_find(n, (*g)->host->id, false);
 	if (!l || !node_link_registered(l)) {
-		err_set(e, ERR_CONFLICT, "GPU %s: its host %s has no agent connected; try again when it is back",
-			g->uuid, g->host->id);
+		err_set(e, ERR_CONFLICT, "GPU %s: its host %s has no agent connected; try again when it is back", uuid,
+			(*g)->host->id);
 		return NULL;
 	}
 	return l;
@@ -324,8 +328,8 @@ int node_gpu_drain(struct node *n, const char *uuid, bool drain, json_t **resp, 
 int node_gpu_clear(struct node *n, const char *uuid, json_t **resp, struct err *e)
 {
 	pthread_mutex_lock(&n->mu);
-	struct gpu *g = find_gpu_locked(n, uuid, e);
-	struct host_link *l = g ? connected_link_locked(n, g, e) : NULL;
+	struct gpu *g;
+	struct host_link *l = connected_gpu_locked(n, uuid, &g, e);
 	if (!l) {
 		pthread_mutex_unlock(&n->mu);
 		return -1;
@@ -348,8 +352,8 @@ int node_gpu_inject_fault(struct node *n, const char *uuid, int xid, json_t **re
 	if (xid < 1 || xid > 1000)
 		return err_set(e, ERR_INVALID, "xid %d: want an NVIDIA Xid number, 1..1000", xid);
 	pthread_mutex_lock(&n->mu);
-	struct gpu *g = find_gpu_locked(n, uuid, e);
-	struct host_link *l = g ? connected_link_locked(n, g, e) : NULL;
+	struct gpu *g;
+	struct host_link *l = connected_gpu_locked(n, uuid, &g, e);
 	if (!l) {
 		pthread_mutex_unlock(&n->mu);
 		return -1;

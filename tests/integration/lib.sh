@@ -611,3 +611,25 @@ stop_agents() {
 		((rc == 0 || rc == 130)) || fail "agent $p exited with status $rc after SIGINT (expected 0)"
 	done
 }
+
+# start_node_discovering DATA HOST N [ARGS...] — `gpunode up` with no
+# --sim-gpus, so that its agent discovers the host's GPUs (tests point it at
+# a stand-in driver); waits until the pool has N GPUs.
+start_node_discovering() {
+	local data=$1 host=$2 want=$3
+	shift 3
+	local port
+	port=$(free_port)
+	NODE_DATA=$data
+	mkdir -p "$data"
+	"$GPUNODE_BIN" up --data "$data" --listen "127.0.0.1:$port" --host "$host" --executor process "$@" \
+		>>"$data/node.log" 2>&1 &
+	NODE_PID=$!
+	_track_pid "$NODE_PID"
+	export GPUNODE_URL="http://127.0.0.1:$port" NODE_PID NODE_DATA
+	wait_until 20 "gpunode up answers /healthz" curl -fsS --max-time 1 "$GPUNODE_URL/healthz" -o /dev/null
+	GPUNODE_TOKEN=$(tr -d '[:space:]' <"$data/admin.token")
+	export GPUNODE_TOKEN
+	_pool_has() { [[ "$(cli gpus --json | jq '.gpus | length')" == "$want" ]]; }
+	wait_until 20 "$want GPUs in the pool" _pool_has
+}

@@ -27,21 +27,8 @@ lost $u1 9000
 SCEN
 export FAKE_NVML_SCENARIO=$TEST_DIR/scenario LD_LIBRARY_PATH=$fake_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
-# start_node passes --sim-gpus; this host must discover its GPUs instead.
-port=$(free_port)
-NODE_DATA=$TEST_DIR/data
-mkdir -p "$NODE_DATA"
-"$G" up --data "$NODE_DATA" --listen "127.0.0.1:$port" --host gpuhost --kmsg "$TEST_DIR/kmsg" --executor process \
-	>>"$NODE_DATA/node.log" 2>&1 &
-NODE_PID=$!
-_track_pid "$NODE_PID"
-export GPUNODE_URL="http://127.0.0.1:$port"
 : >"$TEST_DIR/kmsg"
-wait_until 20 "node up" curl -fsS --max-time 1 "$GPUNODE_URL/healthz" -o /dev/null
-GPUNODE_TOKEN=$(tr -d '[:space:]' <"$NODE_DATA/admin.token")
-export GPUNODE_TOKEN
-two_gpus() { [[ "$(cli gpus --json | jq '.gpus | length')" == 2 ]]; }
-wait_until 20 "2 GPUs in the pool" two_gpus
+start_node_discovering "$TEST_DIR/data" gpuhost 2 --kmsg "$TEST_DIR/kmsg"
 assert_contains "$(head -3 "$NODE_DATA/node.log")" "2 GPU(s) found through nvml (driver 565.57.01, CUDA 12.7)" "startup line"
 assert_not_contains "$(cat "$NODE_DATA/node.log")" "SIMULATED" "startup log"
 

@@ -21,20 +21,8 @@ chmod +x "$TEST_DIR/bin/nvidia-smi"
 export PATH="$TEST_DIR/bin:$PATH"
 unset LD_LIBRARY_PATH
 
-port=$(free_port)
-NODE_DATA=$TEST_DIR/data
-mkdir -p "$NODE_DATA"
 : >"$TEST_DIR/kmsg"
-"$G" up --data "$NODE_DATA" --listen "127.0.0.1:$port" --host smihost --kmsg "$TEST_DIR/kmsg" --executor process \
-	>>"$NODE_DATA/node.log" 2>&1 &
-NODE_PID=$!
-_track_pid "$NODE_PID"
-export GPUNODE_URL="http://127.0.0.1:$port"
-wait_until 20 "node up" curl -fsS --max-time 1 "$GPUNODE_URL/healthz" -o /dev/null
-GPUNODE_TOKEN=$(tr -d '[:space:]' <"$NODE_DATA/admin.token")
-export GPUNODE_TOKEN
-two_gpus() { [[ "$(cli gpus --json | jq '.gpus | length')" == 2 ]]; }
-wait_until 20 "2 GPUs in the pool" two_gpus
+start_node_discovering "$TEST_DIR/data" smihost 2 --kmsg "$TEST_DIR/kmsg"
 assert_contains "$(head -3 "$NODE_DATA/node.log")" "2 GPU(s) found through nvidia-smi" "startup line"
 
 u0=GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1
