@@ -148,4 +148,10 @@ void exec_env_free(char **env);
 void exec_exit_set_failure(struct exec_exit *x, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* One wait of a wait_exit loop: polls fds[0..n-1] (pidfds) and fds[n] (a
+ * wake-up eventfd, drained when it fired) until one is readable, deadline_ms
+ * (< 0: none) or end_ns (mono clock). 0 once end_ns has passed, else 1. */
+struct pollfd;
+int exec_poll_round(struct pollfd *fds, int n, int64_t end_ns, int deadline_ms);
+
 #endif

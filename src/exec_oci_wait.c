@@ -102,17 +102,9 @@ int oci_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out)
 			fds[i] = (struct pollfd){.fd = o->tasks[i].shim_pidfd, .events = POLLIN};
 		fds[n] = (struct pollfd){.fd = o->wake_fd, .events = POLLIN};
 		pthread_mutex_unlock(&o->mu);
-		int64_t left = (end - mono_ns()) / 1000000;
-		if (left <= 0) {
-			free(fds);
-			return 0;
-		}
-		int wait = deadline_ms >= 0 && deadline_ms < left ? deadline_ms : (int)left;
-		poll(fds, (nfds_t)n + 1, wait);
-		if (fds[n].revents & POLLIN) {
-			eventfd_t v;
-			eventfd_read(o->wake_fd, &v);
-		}
+		int more = exec_poll_round(fds, n, end, deadline_ms);
 		free(fds);
+		if (!more)
+			return 0;
 	}
 }

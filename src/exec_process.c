@@ -237,18 +237,10 @@ static int proc_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_ex
 			fds[i] = (struct pollfd){.fd = p->tasks[i].pidfd, .events = POLLIN};
 		fds[n] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
 		pthread_mutex_unlock(&p->mu);
-		int64_t left = (end - mono_ns()) / 1000000;
-		if (left <= 0) {
-			free(fds);
-			return 0;
-		}
-		int wait = deadline_ms >= 0 && deadline_ms < left ? deadline_ms : (int)left;
-		poll(fds, (nfds_t)n + 1, wait);
-		if (fds[n].revents & POLLIN) {
-			eventfd_t v;
-			eventfd_read(p->wake_fd, &v);
-		}
+		int more = exec_poll_round(fds, n, end, deadline_ms);
 		free(fds);
+		if (!more)
+			return 0;
 	}
 }
 
