@@ -309,6 +309,53 @@ Test(sched, frag_leaves_room_for_a_whole_gpu_where_bestfit_does_not)
 	cr_assert_eq(fragmentation_case(SCHED_POLICY_BESTFIT), 1);
 }
 
+static char *only_t4[] = { "T4" };
+static char *only_g2[] = { "G2" };
+
+/* Where a 1-GPU task that may run anywhere goes, in a pool of one-GPU hosts:
+ * n_first hosts of model `first`, then n_second of model `second`. Half the
+ * target workload runs anywhere, 30 % only on G2, 20 % only on T4. */
+static const char *free_to_go_lands_on(const char *first, int n_first, const char *second, int n_second)
+{
+	struct pool *p = pool_new();
+	char id[16];
+	for (int i = 0; i < n_first + n_second; i++) {
+		snprintf(id, sizeof id, "h%d", i);
+		add_host(p, id, 1, i < n_first ? first : second, 0, 0);
+	}
+	struct sched_shape shapes[] = {
+		{ .res = { .gpus = 1, .milli = 1000 }, .weight = 0.5 },
+		{ .res = { .gpus = 1, .milli = 1000, .models = only_g2, .n_models = 1 }, .weight = 0.3 },
+		{ .res = { .gpus = 1, .milli = 1000, .models = only_t4, .n_models = 1 }, .weight = 0.2 },
+	};
+	struct sched_config c = config(SCHED_POLICY_FRAG);
+	c.shapes = shapes;
+	c.n_shapes = 3;
+	struct task *t = mk(1, 1000);
+	struct placement pl;
+	cr_assert(sched_place(p, &t->res, &c, &pl));
+	const char *model = pl.host->gpus[pl.gpu_idx[0]].model;
+	model = strcmp(model, "T4") == 0 ? "T4" : "G2";
+	pool_free(p);
+	free(t);
+	return model;
+}
+
+Test(sched, frag_leaves_scarce_models_to_the_work_pinned_to_them)
+{
+	/* 1 T4 and 4 G2 free. By frequency alone (FGD) the T4 looks better to
+	 * take: it is useless to the 30 % pinned to G2, the G2s only to the 20 %
+	 * pinned to T4 (delta -300 against -200, scores -57 against -54). But
+	 * the T4 is all that the T4 work can use and a fifth of the pool:
+	 * weighted by scarcity, T4 work weighs 0.2 * 5/1 = 1.0 and G2 work
+	 * 0.3 * 5/4 = 0.375, so taking a G2 lowers fragmentation by 1000 and
+	 * taking the T4 by 375. The T4 host comes first: a tie would take it. */
+	cr_assert_str_eq(free_to_go_lands_on("T4", 1, "G2", 4), "G2");
+	/* Scarcity reversed (4 T4, 1 G2, the G2 first): the T4s are the ones to
+	 * spend (G2 work weighs 0.3 * 5 = 1.5, T4 work 0.2 * 5/4 = 0.25). */
+	cr_assert_str_eq(free_to_go_lands_on("G2", 1, "T4", 4), "T4");
+}
+
 Test(sched, frag_follows_given_target_shapes)
 {
 	/* Two empty 2-GPU hosts and one with a 500-milli hole. A 500 share would
