@@ -178,7 +178,7 @@ def two_hosts(work, grace_s, label):
         kmsg[h] = os.path.join(work, f"kmsg-{h}-{label}")
         open(kmsg[h], "w").close()
         agents[h] = spawn(["agent", "--node", f"http://127.0.0.1:{port}", "--token", node.token, "--host", h,
-                           "--state", os.path.join(work, f"agent-{h}-{label}"), "--sim-gpus", "1xH100-80GB",
+                           "--state", os.path.join(work, f"agent-{h}-{label}"), "--sim-gpus", "1xH100-80GB", "--executor", "process",
                            "--kmsg", kmsg[h]], open(os.path.join(work, f"agent-{h}-{label}.log"), "w"))
     node.wait_gpus(2)
     return node, kmsg, agents

@@ -45,6 +45,7 @@ struct agent_task {
 	bool forget;           /* the node moved it away: stop, report nothing */
 	int attempt;           /* the node's attempt number of this run, echoed in reports */
 	json_t *restart;       /* forgotten, and placed here again: start spec for when the old run ends */
+	bool reclaimed;        /* placed here again after its earlier run was handed to the janitor */
 	struct agent_task *next;
 };
 
@@ -68,7 +69,8 @@ struct agent {
 	/* Directories of delivered tasks, removed by the janitor thread: on
 	 * filesystems that discard on delete, removal costs milliseconds, which
 	 * must not sit between one task's end and the next one's start. */
-	pthread_cond_t janitor_cv;
+	pthread_cond_t janitor_cv; /* trash to remove; also broadcast when a removal is done */
+	char removing[TASK_ID_LEN + 1]; /* the task whose files the janitor removes now */
 	char (*trash)[TASK_ID_LEN + 1];
 	size_t n_trash, cap_trash;
 };
@@ -242,15 +244,19 @@ static void drop_task(struct agent *a, struct agent_task *t)
 	unlink_task(a, t);
 }
 
-/* A task id is about to run here again: its files must not be trashed. */
-static void untrash(struct agent *a, const char *id)
+/* A task id is about to run here again: its files must not be trashed.
+ * True when an earlier run was handed to the janitor (reclaim_from_janitor). */
+static bool untrash(struct agent *a, const char *id)
 {
+	if (strcmp(a->removing, id) == 0)
+		return true;
 	for (size_t i = 0; i < a->n_trash; i++)
 		if (strcmp(a->trash[i], id) == 0) {
 			memmove(a->trash[i], a->trash[i + 1], (a->n_trash - i - 1) * sizeof *a->trash);
 			a->n_trash--;
-			return;
+			return true;
 		}
+	return false;
 }
 
 /* Removes trashed directories until stopping and the trash is empty. */
@@ -265,10 +271,13 @@ static void *janitor_main(void *arg)
 		if (!a->n_trash)
 			break;
 		memcpy(id, a->trash[--a->n_trash], sizeof id);
+		memcpy(a->removing, id, sizeof id);
 		pthread_mutex_unlock(&a->mu);
 		a->exec->cleanup(a->exec, id);
 		remove_task_files(a, id);
 		pthread_mutex_lock(&a->mu);
+		a->removing[0] = '\0';
+		pthread_cond_broadcast(&a->janitor_cv);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;
@@ -467,13 +476,34 @@ static struct agent_task *start_task_claim(struct agent *a, json_t *spec)
 		shipped = old->shipped;
 		unlink_task(a, old);
 	}
-	untrash(a, id);
+	bool reclaimed = untrash(a, id);
 	struct agent_task *t = add_task(a, id);
+	t->reclaimed = reclaimed;
 	t->shipped = shipped;
 	t->attempt = (int)json_integer_value(json_object_get(spec, "attempt"));
 	t->starting = true;
 	t->spec = json_incref(spec);
 	return t;
+}
+
+/* The task's earlier run on this host was handed to the janitor: wait
+ * until it is done with the id if it is at it, clean the earlier run up in
+ * the executor (its container) ourselves if it was not, and start the log
+ * over if its file is gone. No lock held on entry. */
+static void reclaim_from_janitor(struct agent *a, struct agent_task *t, const char *log)
+{
+	pthread_mutex_lock(&a->mu);
+	bool removed = strcmp(a->removing, t->id) == 0;
+	while (strcmp(a->removing, t->id) == 0)
+		pthread_cond_wait(&a->janitor_cv, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+	if (!removed)
+		a->exec->cleanup(a->exec, t->id);
+	if (access(log, F_OK) != 0) {
+		pthread_mutex_lock(&a->mu);
+		t->shipped = 0;
+		pthread_mutex_unlock(&a->mu);
+	}
 }
 
 /* Prepares and starts a claimed task with no lock held; the reporter does
@@ -485,6 +515,8 @@ static void start_task_run(struct agent *a, struct agent_task *t)
 	struct agent_start_spec rs;
 	struct err e;
 	char reason[EXEC_REASON_MAX] = EXEC_REASON_START_FAILED;
+	if (t->reclaimed)
+		reclaim_from_janitor(a, t, log);
 	int rc = agent_start_spec_fill(&rs, t->spec, &a->cfg, a->exec, t->dir, log, &e);
 	pthread_mutex_lock(&a->mu);
 	if (rc == 0 && !agent_exec_admits(a->exec, &a->cfg, a->process_client, sizeof a->process_client, rs.s.client, &e))

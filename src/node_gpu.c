@@ -10,7 +10,7 @@
  *   a task on a failed GPU makes no progress, waiting only delays the
  *   replacement.
  * - Degraded: no new placements except short work (a task with a time limit
- *   of at most NODE_DEGRADED_MAX_RUNTIME_MS, see sched.c); what runs finishes.
+ *   of at most GPU_DEGRADED_MAX_RUNTIME_MS, 15 min: pool_gpu_takes); what runs finishes.
  * - Draining (operator): no new placements; what runs finishes. Drains are
  *   kept in DATA/gpu-drains so that they survive a node restart.
  * Every function that ends in _locked expects n->mu held. */

@@ -126,7 +126,22 @@ int pool_task_milli(const struct task_resources *r)
 
 bool pool_gpu_usable(const struct gpu *g)
 {
-	return g->health == GPU_HEALTHY && !g->draining && g->host && g->host->online;
+	return g->health == GPU_HEALTHY && pool_gpu_schedulable(g);
+}
+
+bool pool_task_short(const struct task_resources *r)
+{
+	return r->timeout_ms > 0 && r->timeout_ms <= GPU_DEGRADED_MAX_RUNTIME_MS;
+}
+
+bool pool_gpu_schedulable(const struct gpu *g)
+{
+	return g->health != GPU_UNHEALTHY && !g->draining && g->host && g->host->online;
+}
+
+bool pool_gpu_takes(const struct gpu *g, const struct task_resources *r)
+{
+	return pool_gpu_usable(g) || (pool_gpu_schedulable(g) && g->health == GPU_DEGRADED && pool_task_short(r));
 }
 
 static bool pool_owns_host(const struct pool *p, const struct host *h)
@@ -168,7 +183,7 @@ bool pool_fits(const struct pool *p, const struct placement *pl, const struct ta
 	const struct host *h = pl->host;
 	for (int i = 0; i < pl->n; i++) {
 		const struct gpu *g = &h->gpus[pl->gpu_idx[i]];
-		if (!pool_gpu_usable(g) || g->milli_alloc + pl->milli > TASK_MILLI_FULL)
+		if (!pool_gpu_takes(g, r) || g->milli_alloc + pl->milli > TASK_MILLI_FULL)
 			return false;
 	}
 	return pool_side_resource_fits(h->cpu_milli, h->cpu_milli_alloc, r->cpu_milli) &&

@@ -109,6 +109,16 @@ void pool_set_gpu_draining(struct pool *p, struct gpu *g, bool draining);
 int pool_task_milli(const struct task_resources *r);
 /* True when new work may go on g: healthy, not draining, host online. */
 bool pool_gpu_usable(const struct gpu *g);
+/* A Degraded GPU finishes what it runs and takes only short work: tasks
+ * with a time limit of at most this (a short task is soon off it again). */
+#define GPU_DEGRADED_MAX_RUNTIME_MS (15 * 60 * 1000)
+/* True when r declares a time limit of at most GPU_DEGRADED_MAX_RUNTIME_MS. */
+bool pool_task_short(const struct task_resources *r);
+/* Not unhealthy, not draining, host online: the scheduler indexes it
+ * (whether a given task may use it is pool_gpu_takes). */
+bool pool_gpu_schedulable(const struct gpu *g);
+/* True when the task r may start on g: usable, or Degraded and r short. */
+bool pool_gpu_takes(const struct gpu *g, const struct task_resources *r);
 
 struct pool_totals {
 	int hosts, hosts_online, gpus, gpus_healthy;

@@ -102,7 +102,7 @@ static bool sched_model_allowed(const char *model, const struct task_resources *
 
 bool sched_gpu_eligible(const struct gpu *g, const struct task_resources *r)
 {
-	return g->health == GPU_HEALTHY && !g->draining && g->vram_mb >= r->min_vram_mb &&
+	return pool_gpu_takes(g, r) && g->vram_mb >= r->min_vram_mb &&
 	       sched_model_allowed(g->model, r);
 }
 
@@ -114,6 +114,7 @@ struct sched_slot {
 	int model; /* id in ctx->models */
 	int group; /* NVLink group, -1 unknown */
 	int free;  /* milli */
+	bool degraded; /* its GPU is Degraded: only short work (pool_gpu_takes) */
 };
 
 struct sched_state {
@@ -143,6 +144,7 @@ struct sched_class {
 	int gpus;          /* 0: CPU-only */
 	int milli;         /* per GPU */
 	int64_t vram, cpu, mem;
+	bool short_work;   /* may go on a Degraded GPU (pool_task_short) */
 	const struct task_resources *res; /* first task seen; for model names */
 	int n_models;
 	int *model_ids;
@@ -278,10 +280,11 @@ static void sched_class_key(const struct task_resources *r, struct sched_class *
 	k->vram = r->min_vram_mb > 0 ? r->min_vram_mb : 0;
 	k->cpu = r->cpu_milli > 0 ? r->cpu_milli : 0;
 	k->mem = r->mem_mb > 0 ? r->mem_mb : 0;
+	k->short_work = pool_task_short(r);
 	k->res = r;
 	k->n_models = r->n_models > 0 ? r->n_models : 0;
 	uint64_t h = sched_mix(sched_mix(sched_mix(0, (uint64_t)k->gpus), (uint64_t)k->milli), (uint64_t)k->vram);
-	h = sched_mix(sched_mix(h, (uint64_t)k->cpu), (uint64_t)k->mem);
+	h = sched_mix(sched_mix(sched_mix(h, (uint64_t)k->cpu), (uint64_t)k->mem), (uint64_t)k->short_work);
 	for (int i = 0; i < k->n_models; i++)
 		h = sched_hash_str(h, r->models[i]);
 	k->hash = h;
@@ -290,7 +293,7 @@ static void sched_class_key(const struct task_resources *r, struct sched_class *
 static bool sched_class_equal(const struct sched_class *a, const struct sched_class *b)
 {
 	if (a->hash != b->hash || a->gpus != b->gpus || a->milli != b->milli || a->vram != b->vram ||
-	    a->cpu != b->cpu || a->mem != b->mem || a->n_models != b->n_models)
+	    a->cpu != b->cpu || a->mem != b->mem || a->short_work != b->short_work || a->n_models != b->n_models)
 		return false;
 	for (int i = 0; i < a->n_models; i++)
 		if (strcmp(a->res->models[i] ? a->res->models[i] : "", b->res->models[i] ? b->res->models[i] : ""))
@@ -360,7 +363,7 @@ static void sched_idmap_grow(struct sched_idmap *m, void *const *items, uint64_t
 
 static bool sched_slot_eligible(const struct sched_class *c, const struct sched_slot *s)
 {
-	if (s->vram < c->vram)
+	if (s->vram < c->vram || (s->degraded && !c->short_work))
 		return false;
 	if (c->n_models == 0)
 		return true;
@@ -392,6 +395,8 @@ static bool sched_slot_less(const struct sched_slot *a, int ga, const struct sch
 		return a->free < b->free;
 	if (a->group != b->group)
 		return a->group < b->group;
+	if (a->degraded != b->degraded)
+		return !a->degraded;
 	return ga < gb;
 }
 
@@ -408,9 +413,10 @@ static void sched_host_state(struct sched_ctx *ctx, struct sched_hnode *hn, stru
 	memset(st, 0, sizeof *st);
 	for (int j = 0; j < h->n_gpus && st->n < SCHED_MAX_SLOTS; j++) {
 		const struct gpu *g = &h->gpus[j];
-		if (!pool_gpu_usable(g))
+		if (!pool_gpu_schedulable(g))
 			continue;
 		struct sched_slot s = {
+			.degraded = g->health == GPU_DEGRADED,
 			.vram = g->vram_mb,
 			.model = hn->gpu_model[j],
 			.group = g->nvlink_group >= 0 ? g->nvlink_group : -1,
@@ -439,7 +445,7 @@ static uint64_t sched_state_hash(const struct sched_state *st)
 	for (int i = 0; i < st->n; i++) {
 		const struct sched_slot *s = &st->slot[i];
 		h = sched_mix(sched_mix(sched_mix(sched_mix(h, (uint64_t)s->vram), (uint64_t)s->model), (uint64_t)s->group),
-			      (uint64_t)s->free);
+			      (uint64_t)s->free + ((uint64_t)s->degraded << 32));
 	}
 	return h;
 }
@@ -451,7 +457,8 @@ static bool sched_state_equal(const struct sched_state *a, const struct sched_st
 		return false;
 	for (int i = 0; i < a->n; i++) {
 		const struct sched_slot *x = &a->slot[i], *y = &b->slot[i];
-		if (x->vram != y->vram || x->model != y->model || x->group != y->group || x->free != y->free)
+		if (x->vram != y->vram || x->model != y->model || x->group != y->group || x->free != y->free ||
+		    x->degraded != y->degraded)
 			return false;
 	}
 	return true;

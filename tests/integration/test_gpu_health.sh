@@ -114,6 +114,14 @@ bus0=${bus0:9:2}
 echo "[  812.204711] NVRM: Xid (PCI:0000:${bus0,,}:00): 13, pid=77, name=train.py, Graphics Exception: ESR 0x404490=0x80000001" >>"$kmsg"
 wait_until 10 "GPU 0 degraded after Xid 13" gpu_is "$u0" degraded
 assert_eq check_application "$(gpu_field "$u0" action)" "action of Xid 13"
+# Degraded takes only short work: a task with a 30 s limit runs on it, one
+# without a limit waits (GPU 1 is unhealthy, so nothing else is free).
+short=$("$G" submit --gpus 1 --timeout 30s -- true)
+open_ended=$("$G" submit --gpus 1 -- true)
+wait_for_state "$short" succeeded 20
+assert_eq "$u0" "$(cli show "$short" --json | jq -r '.gpus[0]')" "GPU of the short task"
+assert_eq queued "$(cli show "$open_ended" --json | jq -r .state)" "a task without a time limit, only a degraded GPU left"
+"$G" cancel "$open_ended" >/dev/null
 
 # An Xid for a bus that is none of ours changes nothing.
 echo "[ 1234.5] NVRM: Xid (PCI:0000:ee:00): 79, pid=0, GPU has fallen off the bus." >>"$kmsg"

@@ -208,6 +208,33 @@ Test(sched, unhealthy_draining_and_offline_gpus_are_never_chosen)
 	}
 }
 
+Test(sched, a_degraded_gpu_takes_only_short_work)
+{
+	for (int policy = 0; policy < SCHED_POLICY_COUNT; policy++) {
+		struct pool *p = pool_new();
+		struct host *a = add_h100(p, "a", 2);
+		occupy(p, a, 0, 1000);
+		pool_set_gpu_health(p, &a->gpus[1], GPU_DEGRADED);
+		struct sched_config c = config((enum sched_policy)policy);
+		struct task *open_ended = mk(1, 1000), *too_long = mk(1, 1000), *brief = mk(1, 1000);
+		too_long->res.timeout_ms = GPU_DEGRADED_MAX_RUNTIME_MS + 1;
+		brief->res.timeout_ms = 60 * 1000;
+		struct task *t[] = { open_ended, too_long, brief };
+		struct sched_decision d[3];
+		size_t n = sched_pass(p, t, 3, &c, 0, d);
+		cr_assert_eq(n, 1, "only the task with a short time limit goes on the degraded GPU");
+		cr_assert_eq(d[0].task, brief);
+		cr_assert_eq(d[0].pl.gpu_idx[0], 1);
+		struct placement pl = { .host = a, .n = 1, .gpu_idx = { 1 }, .milli = 1000 };
+		pool_release(p, &d[0].pl, &brief->res);
+		cr_assert(!pool_fits(p, &pl, &open_ended->res), "the pool refuses it too");
+		cr_assert(pool_fits(p, &pl, &brief->res));
+		pool_free(p);
+		for (int i = 0; i < 3; i++)
+			free(t[i]);
+	}
+}
+
 Test(sched, gangs_stay_inside_one_nvlink_group)
 {
 	struct pool *p = pool_new();
