@@ -15,7 +15,8 @@
 #   7. Philly (bench/sim_philly.sh): fifo, sjf, default on 80 x 8 GPUs ->
 #      philly_avg_jct_ratio_vs_fifo, philly_sim_seconds, waits, utilization;
 #   8. Slurm side by side (bench/slurm/run.sh): slurm_e2e_tasks_per_s,
-#      gpunode_e2e_tasks_per_s, e2e_ratio_vs_slurm, submission rates;
+#      gpunode_e2e_tasks_per_s, e2e_ratio_vs_slurm, submission rates, and the
+#      same tasks in containers (gpunode_oci_e2e_tasks_per_s, e2e_ratio_vs_slurm_oci);
 #   9. containers, when their scripts are present: bench/container_bench.sh
 #      and bench/container_bench_oci.sh BUILD, flat JSON merged as they print it;
 #  10. GPU fault to replacement (bench/fault_to_replacement.py): kernel-log Xid
@@ -276,6 +277,7 @@ for w, bestfit, fgd in [("default", 92.86, 95.23), ("multigpu50", 95.62, 97.09),
 FIRST = ["sched_placements_per_s", "api_submits_per_s", "e2e_tasks_per_s",
          "node_rss_bytes_100k_queued", "agent_rss_bytes_idle",
          "e2e_ratio_vs_slurm", "gpunode_e2e_tasks_per_s", "slurm_e2e_tasks_per_s",
+         "e2e_ratio_vs_slurm_oci", "gpunode_oci_e2e_tasks_per_s",
          "philly_avg_jct_ratio_vs_fifo", "philly_sim_seconds", "fault_to_replacement_ms",
          "fault_to_replacement_speedup_vs_host_silent"]
 def fmt(v):

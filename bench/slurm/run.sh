@@ -10,7 +10,10 @@
 #      squeue is empty (polled every 0.2 s): slurm_submits_per_s, slurm_e2e_tasks_per_s;
 #   4. runs N `true` tasks through `gpunode up --sim-gpus 8xH100-80GB` (process
 #      executor) with bench_api --e2e (8 HTTP clients): gpunode_submits_per_s,
-#      gpunode_e2e_tasks_per_s; e2e = tasks / (first submission -> last completion).
+#      gpunode_e2e_tasks_per_s; e2e = tasks / (first submission -> last completion);
+#   5. the same N tasks each in its own container (oci executor, runc or crun,
+#      busybox:local), when a runtime is installed: gpunode_oci_e2e_tasks_per_s,
+#      e2e_ratio_vs_slurm_oci.
 # Prints one flat JSON object on stdout; progress on stderr. Every daemon it
 # started is stopped by pid on exit, failure or not.
 #   BENCH_SLURM_COUNT (2000)
@@ -158,7 +161,22 @@ start_up e2e $(process_executor_args)
 out=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads 8 --count "$COUNT" --e2e)
 stop_pid "$NODE_PID"
 
-jq -n --argjson g "$out" --arg t0 "$t0" --arg t1 "$t1" --arg t2 "$t2" --argjson n "$COUNT" '
+# The same tasks, each in its own container (the oci executor: runc or crun
+# with busybox:local imported from the image the tests build), when a
+# runtime runs here. Slurm ran bare processes: this is what isolation costs.
+oci='{}'
+if [[ -x "$BUILD/gpunode-shim" ]] && { command -v crun || command -v runc; } >/dev/null; then
+	progress "gpunode: $COUNT 'true' tasks, each in its own container (oci executor)"
+	scripts/crun_cgroup_fix.sh >/dev/null 2>&1 || true
+	tests/images/make_busybox_images.sh "$work/images" >/dev/null
+	"$BIN" image import "$work/images/oci-layout.tar" --name busybox:local --data "$work/e2e_oci" >/dev/null
+	start_up e2e_oci --executor oci
+	oci=$("$BUILD/bench_api" --url "$URL" --token "$TOKEN" --threads 8 --count "$COUNT" --e2e \
+		--body '{"command":["true"],"image":"busybox:local","gpu_count":1,"memory_mb":64}')
+	stop_pid "$NODE_PID"
+fi
+
+jq -n --argjson g "$out" --argjson o "$oci" --arg t0 "$t0" --arg t1 "$t1" --arg t2 "$t2" --argjson n "$COUNT" '
 	($n / (($t1 | tonumber) - ($t0 | tonumber))) as $slurm_sub |
 	($n / (($t2 | tonumber) - ($t0 | tonumber))) as $slurm_e2e |
 	{
@@ -169,4 +187,8 @@ jq -n --argjson g "$out" --arg t0 "$t0" --arg t1 "$t1" --arg t2 "$t2" --argjson 
 		gpunode_e2e_tasks_per_s: $g.e2e_tasks_per_s,
 		gpunode_e2e_succeeded: $g.e2e_succeeded,
 		e2e_ratio_vs_slurm: ($g.e2e_tasks_per_s / $slurm_e2e * 10 | round / 10)
-	}' | jq -c .
+	} + if $o.e2e_tasks_per_s then {
+		gpunode_oci_e2e_tasks_per_s: $o.e2e_tasks_per_s,
+		gpunode_oci_e2e_succeeded: $o.e2e_succeeded,
+		e2e_ratio_vs_slurm_oci: ($o.e2e_tasks_per_s / $slurm_e2e * 10 | round / 10)
+	} else {} end' | jq -c .
