@@ -105,6 +105,10 @@ static void remove_task_files(const struct agent *a, const char *id)
 	task_log_path(a, id, path, sizeof path);
 	unlink(path);
 	task_dir(a, id, path, sizeof path);
+	/* Most scratch dirs are empty: one rmdir instead of a walk (open,
+	 * getdents, stat, close) spares the janitor half its syscalls. */
+	if (rmdir(path) == 0 || errno == ENOENT)
+		return;
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 

@@ -125,4 +125,19 @@ check_visible "$two" 2
 api GET /v1/gpus
 assert_eq 0 "$(json_get "$HTTP_BODY" '[.gpus[].milli_allocated] | add')" "milli_allocated after every task ended"
 
+# Once a finished task's log is with the node, the agent removes its files:
+# the scratch dir whole (here with nested files and a symlink out of it,
+# which must be removed, not followed) and its log.
+keep=$TEST_DIR/outside
+mkdir -p "$keep" && echo precious >"$keep/file"
+full=$(cli submit --gpus 1 -- sh -c "mkdir -p a/b && echo x >a/b/f && ln -s '$keep' out && pwd")
+empty=$(cli submit --gpus 1 -- true)
+wait_for_state "$full" succeeded 30
+wait_for_state "$empty" succeeded 30
+assert_eq "$(realpath "$NODE_DATA/agent/tasks/$full")" "$(cli logs "$full")" "the scratch dir (cwd) of $full"
+gone() { [[ ! -e "$NODE_DATA/agent/tasks/$1" && ! -e "$NODE_DATA/agent/logs/$1.log" ]]; }
+wait_until 30 "the agent removes the files of $full" gone "$full"
+wait_until 30 "the agent removes the files of $empty" gone "$empty"
+assert_eq precious "$(cat "$keep/file")" "a file behind a symlink in a scratch dir survives its removal"
+
 stop_node
