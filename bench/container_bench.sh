@@ -8,12 +8,15 @@
 #     the bare-runtime baseline, measured in the same run;
 #   container_start_overhead_ratio_docker: p50 through gpunode / p50 direct;
 #   e2e_container_tasks_per_s_docker: 500 trivial tasks on 8 simulated GPUs,
-#     first submit to last completion.
+#     first submit to last completion;
+#   e2e_container_tasks_per_s_docker_direct: its baseline, 100 such containers
+#     created, started, waited for and removed straight through the Engine API
+#     by 8 workers (one per GPU); e2e_container_ratio_docker_vs_direct.
 # The first process is busybox `adjtimex`, which prints the wall clock in
 # microseconds; containers share the host's clock, so the delay is that
 # time minus the host's time just before the request.
 # Prints one flat JSON object on stdout; progress on stderr.
-#   BENCH_CONTAINER_STARTS (30), BENCH_CONTAINER_TASKS (500)
+#   BENCH_CONTAINER_STARTS (30), BENCH_CONTAINER_TASKS (500), BENCH_CONTAINER_DIRECT_TASKS (100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,7 @@ BUILD=${1:?usage: bench/container_bench.sh BUILD_DIR}
 BIN="$BUILD/gpunode"
 STARTS=${BENCH_CONTAINER_STARTS:-30}
 TASKS=${BENCH_CONTAINER_TASKS:-500}
+DIRECT_TASKS=${BENCH_CONTAINER_DIRECT_TASKS:-100}
 [[ -x "$BIN" ]] || {
 	echo "container_bench.sh: $BIN is not built" >&2
 	exit 1
@@ -125,12 +129,35 @@ failed=$(api GET "/v1/tasks?state=failed&limit=1000" | jq '.tasks | length')
 [[ "$failed" == 0 ]] || say "warning: $failed of the $TASKS tasks did not succeed (last id $last)"
 tps=$(awk -v n="$TASKS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f\n", n * 1000000 / (b - a)}')
 
+# The baseline of that rate: the same trivial container run straight through
+# the Engine API (create, start, wait, remove) by 8 workers, one per GPU.
+say "throughput baseline: $DIRECT_TASKS trivial containers straight through the Engine API, 8 at a time"
+direct_worker() { # N
+	local cid
+	for _ in $(seq "$1"); do
+		cid=$(engine POST /containers/create "$(jq -c '.Entrypoint = ["true"]' <<<"$body")" | jq -r .Id)
+		engine POST "/containers/$cid/start" >/dev/null
+		engine POST "/containers/$cid/wait" >/dev/null
+		engine DELETE "/containers/$cid?force=1" >/dev/null
+	done
+}
+t0=$(now_us)
+workers=()
+for w in $(seq 0 7); do
+	direct_worker $(((DIRECT_TASKS + 7 - w) / 8)) &
+	workers+=($!)
+done
+for w in "${workers[@]}"; do wait "$w"; done
+t1=$(now_us)
+dtps=$(awk -v n="$DIRECT_TASKS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f\n", n * 1000000 / (b - a)}')
+
 p50=$(pct "$work/gpunode.ms" 50)
 p99=$(pct "$work/gpunode.ms" 99)
 d50=$(pct "$work/direct.ms" 50)
 d99=$(pct "$work/direct.ms" 99)
-jq -nc --argjson p50 "$p50" --argjson p99 "$p99" --argjson d50 "$d50" --argjson d99 "$d99" --argjson tps "$tps" '{
+jq -nc --argjson p50 "$p50" --argjson p99 "$p99" --argjson d50 "$d50" --argjson d99 "$d99" --argjson tps "$tps" --argjson dtps "$dtps" '{
 	container_start_ms_p50_docker: $p50, container_start_ms_p99_docker: $p99,
 	container_start_ms_p50_docker_direct: $d50, container_start_ms_p99_docker_direct: $d99,
 	container_start_overhead_ratio_docker: (($p50 / $d50) * 1000 | round / 1000),
-	e2e_container_tasks_per_s_docker: $tps}'
+	e2e_container_tasks_per_s_docker: $tps, e2e_container_tasks_per_s_docker_direct: $dtps,
+	e2e_container_ratio_docker_vs_direct: (($tps / $dtps) * 100 | round / 100)}'
