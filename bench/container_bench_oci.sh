@@ -8,7 +8,9 @@
 #     bare run starts after the previous one's delete;
 #   container_start_ms_p50_oci_bare / _p99: `RUNTIME run` of the same bundle
 #     (the config.json the agent wrote for such a task, same rootfs overlay),
-#     the bare-runtime baseline, measured in the same run;
+#     the bare-runtime baseline, measured in the same run: each task is
+#     followed by one bare run, so that other work on the host (its load
+#     comes and goes) weighs on both alike;
 #   container_start_overhead_ratio_oci: p50 through gpunode / p50 bare;
 #   the same three for the other runtime, suffixed _runc or _crun;
 #   e2e_container_tasks_per_s_oci: 500 trivial tasks on 8 simulated GPUs,
@@ -76,13 +78,12 @@ measure() {
 	start_node "$rt"
 	local picked
 	picked=$(sed -n 's/.*oci executor: runtime=\([^ ]*\).*/\1/p' "$work/node.log" | tail -1)
-	say "runtime $picked: start latency through gpunode ($STARTS tasks)"
-	python3 bench/oci_bench.py starts "$STARTS" "$work/node/agent/oci/bundles" >"$work/gpunode$suffix.ms"
 	# The bundle the agent writes for such a task, copied while one runs.
 	local bundle=$work/bare$suffix
 	python3 bench/oci_bench.py bundle "$work/node/agent/oci/bundles" "$bundle" "$work/node/agent/images/busybox@local/rootfs"
-	say "runtime $picked: start latency of bare \`$(basename "$picked") run\` of that bundle ($STARTS containers)"
-	python3 bench/oci_bench.py bare "$STARTS" "$picked" "$work/bare-root$suffix" "$bundle" >"$work/bare$suffix.ms"
+	say "runtime $picked: $STARTS starts through gpunode, each followed by a bare \`$(basename "$picked") run\` of that bundle"
+	python3 bench/oci_bench.py starts "$STARTS" "$work/node/agent/oci/bundles" "$picked" "$work/bare-root$suffix" \
+		"$bundle" "$work/gpunode$suffix.ms" "$work/bare$suffix.ms"
 	umount "$bundle/rootfs"
 	if [[ -z $suffix ]]; then
 		say "throughput: $TASKS trivial tasks on 8 simulated GPUs"

@@ -3,17 +3,21 @@
 process so that no curl or jq spawn sits inside a measured interval.
 
   gpus                          number of GPUs in the pool
-  starts N BUNDLES               N tasks one after another: ms from just before
-                                POST /v1/tasks to the clock read by the task's
-                                first process (busybox adjtimex); each starts
-                                once the last one's bundle is gone from BUNDLES,
-                                as each bare run starts after the last one's
-                                delete, so neither measures a teardown
   bundle BUNDLES DST ROOTFS     copies the bundle the agent writes for such a
                                 task into DST (own scratch dir, own cgroup) with
                                 the same overlay rootfs over ROOTFS
-  bare N RUNTIME ROOT BUNDLE    N `RUNTIME run` of that bundle: ms from just
-                                before the spawn to the same clock read
+  starts N BUNDLES RUNTIME ROOT BUNDLE OUT_GPUNODE OUT_BARE
+                                N rounds, each one task through gpunode then
+                                one bare run, alternating so that a change in
+                                the host's load (other work) weighs on both
+                                alike. Task: ms from just before POST /v1/tasks
+                                to the clock read by its first process (busybox
+                                adjtimex); the next round starts once its bundle
+                                is gone from BUNDLES, as each bare run ends
+                                after its delete, so neither measures a
+                                teardown. Bare: `RUNTIME run` of the copied
+                                bundle, ms from just before the spawn to the
+                                same clock read
   throughput N                  N trivial tasks at once: tasks/s from the first
                                 submit to the last completion
   report WORK RT OTHER          the flat JSON object
@@ -75,16 +79,32 @@ def wait_gone(path):
         time.sleep(0.002)
 
 
-def starts(n, bundles):
+def start_through_gpunode(api, bundles):
+    t0 = now_us()
+    tid = api.submit(TASK)
+    t = api.wait_state(tid, TERMINAL)
+    if t["state"] != "succeeded":
+        raise RuntimeError(f"task {tid}: {t['state']} {t.get('failure_message')}")
+    ms = (clock_us(api.call('GET', f'/v1/tasks/{tid}/logs', raw=True)) - t0) / 1000
+    wait_gone(os.path.join(bundles, tid))
+    return ms
+
+
+def start_bare(runtime, root, bundle, name):
+    t0 = now_us()
+    r = subprocess.run([runtime, "--root", root, "run", "--bundle", bundle, name],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"{runtime} run: exit {r.returncode}: {r.stderr[:300]!r}")
+    return (clock_us(r.stdout.decode()) - t0) / 1000
+
+
+def starts(n, bundles, runtime, root, bundle, out_gpunode, out_bare):
     api = Api()
-    for _ in range(n):
-        t0 = now_us()
-        tid = api.submit(TASK)
-        t = api.wait_state(tid, TERMINAL)
-        if t["state"] != "succeeded":
-            raise RuntimeError(f"task {tid}: {t['state']} {t.get('failure_message')}")
-        print(f"{(clock_us(api.call('GET', f'/v1/tasks/{tid}/logs', raw=True)) - t0) / 1000:.3f}")
-        wait_gone(os.path.join(bundles, tid))
+    with open(out_gpunode, "w") as g, open(out_bare, "w") as b:
+        for i in range(n):
+            print(f"{start_through_gpunode(api, bundles):.3f}", file=g)
+            print(f"{start_bare(runtime, root, bundle, f'bare{i}'):.3f}", file=b)
 
 
 def copy_bundle(bundles, dst, rootfs):
@@ -94,6 +114,7 @@ def copy_bundle(bundles, dst, rootfs):
     with open(os.path.join(bundles, tid, "config.json")) as f:
         spec = json.load(f)
     api.call("POST", f"/v1/tasks/{tid}/cancel")
+    wait_gone(os.path.join(bundles, tid))  # its teardown is not to overlap the first measured start
     spec["process"]["args"] = ["adjtimex"]
     spec["linux"]["cgroupsPath"] += "-bare"
     for m in spec["mounts"]:
@@ -105,16 +126,6 @@ def copy_bundle(bundles, dst, rootfs):
         json.dump(spec, f)
     opts = f"lowerdir={rootfs},upperdir={dst}/upper,workdir={dst}/work"
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, os.path.join(dst, "rootfs")], check=True)
-
-
-def bare(n, runtime, root, bundle):
-    for i in range(n):
-        t0 = now_us()
-        r = subprocess.run([runtime, "--root", root, "run", "--bundle", bundle, f"bare{i}"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-        if r.returncode != 0:
-            raise RuntimeError(f"{runtime} run: exit {r.returncode}: {r.stderr[:300]!r}")
-        print(f"{(clock_us(r.stdout.decode()) - t0) / 1000:.3f}")
 
 
 def count(api, state):
@@ -170,11 +181,9 @@ def main():
     if cmd == "gpus":
         print(len(Api().call("GET", "/v1/gpus")["gpus"]))
     elif cmd == "starts":
-        starts(int(args[0]), args[1])
+        starts(int(args[0]), *args[1:])
     elif cmd == "bundle":
         copy_bundle(*args)
-    elif cmd == "bare":
-        bare(int(args[0]), *args[1:])
     elif cmd == "throughput":
         throughput(int(args[0]))
     elif cmd == "report":

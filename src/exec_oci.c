@@ -108,6 +108,13 @@ void oci_cgroup_path(const struct oci_backend *o, const char *host, const char *
 	snprintf(buf, cap, "/gpunode/%s.%08x/%s", host && *host ? host : "local", h, id);
 }
 
+void oci_note_cgroup(struct oci_backend *o, const char *cgroup)
+{
+	pthread_mutex_lock(&o->mu);
+	str_copy(o->a_cgroup, sizeof o->a_cgroup, cgroup);
+	pthread_mutex_unlock(&o->mu);
+}
+
 int oci_task_find(const struct oci_backend *o, const char *id)
 {
 	for (int i = 0; i < o->n; i++)
@@ -300,10 +307,18 @@ static int oci_running(struct exec_backend *b)
 }
 
 /* Kills every container it runs; their shims then write exits and delete
- * them, and a later agent's adopt finds and clears what remains. */
+ * them, and a later agent's adopt finds and clears what remains. The
+ * agent's parent cgroup goes once its own shims are gone (those it adopted
+ * remove it themselves as the last one leaves). */
 static void oci_destroy(struct exec_backend *b)
 {
 	struct oci_backend *o = as_oci(b);
+	pthread_mutex_lock(&o->mu);
+	o->stopping = true;
+	struct oci_shim spare = o->spare;
+	o->spare.pid = 0;
+	pthread_mutex_unlock(&o->mu);
+	oci_shim_discard(&spare);
 	for (int i = 0; i < o->n; i++) {
 		struct oci_task *t = &o->tasks[i];
 		if (t->init_pidfd >= 0) {
@@ -315,6 +330,8 @@ static void oci_destroy(struct exec_backend *b)
 		if (t->shim_pidfd >= 0)
 			close(t->shim_pidfd);
 	}
+	if (*o->a_cgroup)
+		oci_cgroup_remove_parent(o->a_cgroup);
 	free(o->tasks);
 	gpu_mounts_free(o->cdi_mounts, o->n_cdi_mounts);
 	close(o->wake_fd);
@@ -373,6 +390,7 @@ struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, st
 		.running = oci_running,
 		.destroy = oci_destroy,
 	};
+	oci_shim_replenish(o); /* the first start finds one waiting */
 	log_msg("info", "exec", "oci executor: runtime=%s images=%s", o->runtime, o->store);
 	return &o->base;
 }

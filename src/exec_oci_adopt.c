@@ -19,27 +19,40 @@
 #include "oci_spec.h"
 #include "util.h"
 
-/* The shim of this bundle if it still runs (its pid may have been reused:
- * the command line must name the shim and the task). */
+/* The shim of this bundle if it still runs. Its pid may have been reused:
+ * shim.pid holds "PID START_TIME" and the start time must match (a shim is
+ * started before it knows its task, so its command line cannot name it);
+ * a file of an older agent holds the pid alone, and then the command line
+ * must name the task. */
 static pid_t live_shim(const char *bundle, const char *id)
 {
-	pid_t pid = oci_pid_read(bundle, OCI_FILE_SHIM_PID);
+	char path[OCI_PATH_MAX + 32], cmd[4096];
+	snprintf(path, sizeof path, "%s/%s", bundle, OCI_FILE_SHIM_PID);
+	FILE *f = fopen(path, "re");
+	long pid = -1;
+	unsigned long long start = 0;
+	if (f) {
+		if (fscanf(f, "%ld %llu", &pid, &start) < 1)
+			pid = -1;
+		fclose(f);
+	}
 	if (pid <= 0)
 		return -1;
-	char path[64], cmd[4096];
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-	FILE *f = fopen(path, "re");
+	snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+	f = fopen(path, "re");
 	if (!f)
 		return -1;
 	size_t n = fread(cmd, 1, sizeof cmd - 1, f);
 	fclose(f);
 	cmd[n] = 0;
-	bool is_shim = strstr(cmd, "gpunode-shim") != NULL;
-	bool names_task = false;
+	if (!strstr(cmd, "gpunode-shim"))
+		return -1;
+	if (start)
+		return oci_proc_start_time((pid_t)pid) == start ? (pid_t)pid : -1;
 	for (size_t off = 0; off < n; off += strlen(cmd + off) + 1)
 		if (strcmp(cmd + off, id) == 0)
-			names_task = true;
-	return is_shim && names_task ? pid : -1;
+			return (pid_t)pid;
+	return -1;
 }
 
 static bool bundle_host_is(const char *bundle, const char *host)

@@ -29,6 +29,14 @@ struct oci_task {
 	bool killed, timed_out;
 };
 
+/* A started shim waiting for its task (exec_oci_spawn.c). */
+struct oci_shim {
+	pid_t pid; /* 0: none */
+	unsigned long long start_time; /* /proc/PID/stat's, for adopt: pids are reused */
+	int task_w;  /* its stdin: the task's four lines */
+	int ready_r; /* its fd 3: "ok" or "error: why" */
+};
+
 struct oci_backend {
 	struct exec_backend base;
 	pthread_mutex_t mu;
@@ -42,6 +50,9 @@ struct oci_backend {
 	char root[OCI_PATH_MAX];    /* STATE/oci/root, the runtime's --root */
 	struct gpu_mount *cdi_mounts; /* driver files for real GPUs (read once) */
 	int n_cdi_mounts;
+	struct oci_shim spare; /* lock held */
+	bool stopping;         /* destroy began: no more spares */
+	char a_cgroup[256];    /* a run's cgroup once one started: destroy removes its parent */
 };
 
 static inline struct oci_backend *as_oci(struct exec_backend *b)
@@ -56,6 +67,10 @@ extern char *const oci_child_env[];
 /* BUNDLES/ID and the task's cgroup path. */
 void oci_bundle_path(const struct oci_backend *o, const char *id, char *buf, size_t cap);
 void oci_cgroup_path(const struct oci_backend *o, const char *host, const char *id, char *buf, size_t cap);
+
+/* Remembers a run's cgroup: its parent is the agent's, which destroy
+ * removes. */
+void oci_note_cgroup(struct oci_backend *o, const char *cgroup);
 
 /* Adds a watched run (lock held) and wakes wait_exit. */
 struct oci_task *oci_task_add(struct oci_backend *o, const char *id);
@@ -80,6 +95,18 @@ int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x);
 struct image;
 int oci_image_load(const struct oci_backend *o, const struct exec_spec *s, struct image *img, char *reason,
 		   struct err *e);
+
+/* A waiting shim: the spare if there is one, else a new one. */
+int oci_shim_take(struct oci_backend *o, struct oci_shim *out, struct err *e);
+/* Hands it its task (it closes the task pipe). */
+int oci_shim_send(struct oci_shim *sh, const char *bundle, const char *id, const char *cgroup, const char *log,
+		  struct err *e);
+/* Starts the next spare unless there is one. */
+void oci_shim_replenish(struct oci_backend *o);
+/* Ends a shim that has no task yet and reaps it. */
+void oci_shim_discard(struct oci_shim *sh);
+/* /proc/PID/stat's start time (clock ticks since boot); 0 if gone. */
+unsigned long long oci_proc_start_time(pid_t pid);
 
 int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e);
 int oci_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out);

@@ -1,26 +1,31 @@
 /* exec_oci_shim.c — gpunode-shim, one per OCI container, started by the
- * agent in a session of its own:
+ * agent in a session of its own, ahead of need:
  *
- *   gpunode-shim RUNTIME ROOT BUNDLE ID CGROUP
+ *   gpunode-shim RUNTIME ROOT
  *
- * It becomes a child subreaper, runs `RUNTIME run --detach` (the container's
- * stdout and stderr are the shim's: the task's log file), tells the agent on
- * fd 3, then waits for the container's init, which the
- * kernel re-parents to it when the runtime exits. Only a parent can read an
- * exit status, and only before `delete` is the cgroup still there to say
- * whether the OOM killer struck, so the shim reads both, deletes the
- * container, unmounts its rootfs and writes BUNDLE/exit. The agent may be
- * killed and restarted meanwhile: the exit waits for it in the bundle. */
+ * It becomes a child subreaper at once and waits on stdin for its task, four
+ * lines: BUNDLE, ID, CGROUP, LOG (EOF: the agent discarded it or died; it
+ * exits). A shim already started and waiting takes its exec off the start's
+ * path. Then it runs `RUNTIME run --detach` (the container's stdout and
+ * stderr are the shim's: the task's log file), tells the agent on fd 3, and
+ * waits for the container's init, which the kernel re-parents to it when the
+ * runtime exits. Only a parent can read an exit status, and only before
+ * `delete` is the cgroup still there to say whether the OOM killer struck, so
+ * the shim reads both, deletes the container, unmounts its rootfs and writes
+ * BUNDLE/exit. The agent may be killed and restarted meanwhile: the exit
+ * waits for it in the bundle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,7 +34,8 @@
 extern char **environ;
 
 struct shim {
-	const char *runtime, *root, *bundle, *id, *cgroup;
+	const char *runtime, *root, *bundle, *id, *cgroup, *log;
+	pid_t agent; /* its parent when the task came: gone if getppid() differs */
 };
 
 /* Runs `RUNTIME --root ROOT args...` (args NULL-terminated, at most 8) and
@@ -81,8 +87,12 @@ static int wait_init(pid_t init)
 static void finish(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
 {
 	run_runtime(s, (const char *[]){"delete", "--force", s->id, NULL});
-	oci_cgroup_remove_parent(s->cgroup);
-	char path[4096], tmp[4200];
+	/* The agent keeps its parent cgroup while it lives (a start then makes
+	 * one cgroup level, not two) and removes it when it stops; a shim that
+	 * outlived its agent removes it (if it is the last one there). */
+	if (getppid() != s->agent)
+		oci_cgroup_remove_parent(s->cgroup);
+	char path[4160], tmp[4200];
 	snprintf(path, sizeof path, "%s/rootfs", s->bundle);
 	umount2(path, MNT_DETACH);
 	snprintf(path, sizeof path, "%s/%s", s->bundle, OCI_FILE_EXIT);
@@ -96,41 +106,155 @@ static void finish(const struct shim *s, int code, int sig, const struct oci_cgr
 		rename(tmp, path);
 }
 
+/* How many pid namespaces pid has a number in (the NSpid line of its
+ * status, there for zombies too): 2 or more for the container's init, 1
+ * for the runtime's own processes. 0 if unknown. */
+static int pid_levels(long pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%ld/status", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int levels = 0;
+	while (levels == 0 && fgets(line, sizeof line, f))
+		if (strncmp(line, "NSpid:", 6) == 0)
+			for (char *tok = strtok(line + 6, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+				levels++;
+	fclose(f);
+	return levels;
+}
+
+/* The container's init once the runtime has exited: the kernel re-parents
+ * it here when the runtime's last helper (crun's detached monitor, say)
+ * exits, so a child still in the shim's pid namespace is waited for first.
+ * -1 if there is none. */
+static pid_t find_init(void)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+	for (;;) {
+		FILE *f = fopen(path, "re");
+		if (!f)
+			return -1;
+		long pid, helper = -1, init = -1;
+		while (init < 0 && fscanf(f, "%ld", &pid) == 1) {
+			if (pid_levels(pid) >= 2)
+				init = pid;
+			else
+				helper = pid;
+		}
+		fclose(f);
+		if (init > 0 || helper < 0)
+			return (pid_t)init;
+		if (waitpid((pid_t)helper, NULL, 0) < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* The init's pid for a restarted agent (adopt), through a rename. */
+static void write_init_pid(const struct shim *s, pid_t init)
+{
+	char path[4160], tmp[4200];
+	snprintf(path, sizeof path, "%s/%s", s->bundle, OCI_FILE_INIT_PID);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%d\n", (int)init);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
 /* `run --detach`: create and start in one runtime process (a separate
  * create and start cost one more runtime start, a third of the total for
- * crun); 0 once the container runs, else -1 after telling the agent why (the
- * runtime's own message is in the task's log). */
-static int start_container(const struct shim *s)
+ * crun). No --pid-file: the init is found as the shim's re-parented child. 0 once the
+ * container runs (*init: its pid, -1 if not found), else -1 after telling
+ * the agent why (the runtime's own message is in the task's log). */
+static int start_container(const struct shim *s, pid_t *init)
 {
-	char pidfile[4096];
-	snprintf(pidfile, sizeof pidfile, "%s/%s", s->bundle, OCI_FILE_INIT_PID);
-	int rc = run_runtime(s, (const char *[]){"run", "--detach", "--bundle", s->bundle, "--pid-file", pidfile, s->id,
-						  NULL});
+	int rc = run_runtime(s, (const char *[]){"run", "--detach", "--bundle", s->bundle, s->id, NULL});
 	if (rc != 0) {
 		tell_agent("error: %s run failed (exit %d)", s->runtime, rc);
 		return -1;
 	}
+	*init = find_init();
+	if (*init > 0)
+		write_init_pid(s, *init);
 	return 0;
+}
+
+/* Reads the task's four lines from stdin into buf; false on EOF first. */
+static bool read_task(struct shim *s, char *buf, size_t cap)
+{
+	size_t len = 0;
+	int lines = 0;
+	while (lines < 4 && len < cap - 1) {
+		ssize_t n = read(0, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[len + (size_t)i] == '\n';
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	const char **field[] = {&s->bundle, &s->id, &s->cgroup, &s->log};
+	char *p = buf;
+	for (int i = 0; i < 4; i++) {
+		char *nl = strchr(p, '\n');
+		if (!nl)
+			return false;
+		*nl = 0;
+		*field[i] = p;
+		p = nl + 1;
+	}
+	return true;
+}
+
+/* stdout and stderr to the task's log, stdin from /dev/null. */
+static int redirect_output(const char *log)
+{
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ? -1 : 0;
+	if (fd >= 0)
+		close(fd);
+	if (null >= 0)
+		close(null);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
-		fprintf(stderr, "usage: gpunode-shim RUNTIME ROOT BUNDLE ID CGROUP (started by the gpunode agent)\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: gpunode-shim RUNTIME ROOT, task on stdin (started by the gpunode agent)\n");
 		return 2;
 	}
-	struct shim s = {argv[1], argv[2], argv[3], argv[4], argv[5]};
+	struct shim s = {.runtime = argv[1], .root = argv[2]};
+	bool subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+	int subreaper_errno = errno;
+	char task[4096]; /* the agent writes less than PIPE_BUF */
+	if (!read_task(&s, task, sizeof task))
+		return 0; /* discarded unused */
+	s.agent = getppid();
 	struct oci_cgroup_stats none = {-1, -1, -1};
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-		tell_agent("error: cannot become a subreaper: %s", strerror(errno));
+	if (redirect_output(s.log) < 0) {
+		tell_agent("error: cannot open the log %s: %s", s.log, strerror(errno));
 		finish(&s, 127, 0, &none);
 		return 1;
 	}
-	if (start_container(&s) < 0) {
+	if (!subreaper) {
+		tell_agent("error: cannot become a subreaper: %s", strerror(subreaper_errno));
 		finish(&s, 127, 0, &none);
 		return 1;
 	}
-	pid_t init = oci_pid_read(s.bundle, OCI_FILE_INIT_PID);
+	pid_t init;
+	if (start_container(&s, &init) < 0) {
+		finish(&s, 127, 0, &none);
+		return 1;
+	}
 	tell_agent("ok");
 	int status = init > 0 ? wait_init(init) : -1;
 	struct oci_cgroup_stats st;

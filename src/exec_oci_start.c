@@ -1,13 +1,13 @@
 /* exec_oci_start.c — starting a task's container: the bundle (an overlay of
- * the image's rootfs with a private upper dir, and config.json), then the
- * shim, whose word on fd 3 says whether the container runs. */
+ * the image's rootfs with a private upper dir, and config.json), then a
+ * waiting shim (exec_oci_spawn.c) gets the task; its word on fd 3 says
+ * whether the container runs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,38 +106,6 @@ static int write_config(struct oci_backend *o, const struct exec_spec *s, const 
 	return rc;
 }
 
-static int spawn_shim(struct oci_backend *o, const char *bundle, const char *id, const char *cgroup,
-		      const char *log_path, int ready_w, pid_t *pid, struct err *e)
-{
-	int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (logfd < 0)
-		return err_set(e, ERR_INTERNAL, "cannot open log %s: %s", log_path, strerror(errno));
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, logfd, 1);
-	posix_spawn_file_actions_adddup2(&fa, logfd, 2);
-	posix_spawn_file_actions_adddup2(&fa, ready_w, OCI_SHIM_READY_FD);
-	posix_spawnattr_init(&attr);
-	/* Its own session: a Ctrl-C or the agent's death does not reach it,
-	 * and default signals and an empty mask, whatever the agent blocks. */
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	char *argv[] = {o->shim, o->runtime, o->root, (char *)bundle, (char *)id, (char *)cgroup, NULL};
-	int rc = posix_spawn(pid, o->shim, &fa, &attr, argv, oci_child_env);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	close(logfd);
-	if (rc != 0)
-		return err_set(e, ERR_INTERNAL, "cannot run %s: %s", o->shim, strerror(rc));
-	return 0;
-}
-
 /* Reads the shim's one line: 0 for "ok", else -1 with its reason in e;
  * *answered false when it said nothing in time. */
 static int await_ready(int ready_r, bool *answered, struct err *e)
@@ -215,46 +183,50 @@ static void last_log_line(const char *path, char *buf, size_t cap)
 	str_copy(buf, cap, line ? line + 1 : tail);
 }
 
+/* A start failed after the shim had its task: a shim that answered is
+ * deleting what it made and exits; a silent one is stopped here. The
+ * runtime's own reason, if it gave one, joins the message. */
+static void fail_launch(struct oci_backend *o, const struct exec_spec *s, pid_t shim, bool answered, struct err *e)
+{
+	if (!answered)
+		kill(shim, SIGKILL);
+	waitpid(shim, NULL, 0);
+	if (!answered)
+		oci_runtime_delete(o, s->task_id);
+	char why[160], said[96];
+	last_log_line(s->log_path, why, sizeof why);
+	if (answered && *why) {
+		str_copy(said, sizeof said, e->msg);
+		err_set(e, ERR_INTERNAL, "%s: %s", said, why);
+	}
+}
+
 static int launch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
 		  struct err *e)
 {
-	int ready[2];
-	if (pipe2(ready, O_CLOEXEC) < 0)
-		return err_set(e, ERR_INTERNAL, "pipe: %s", strerror(errno));
-	pid_t shim;
-	int rc = spawn_shim(o, bundle, s->task_id, cgroup, s->log_path, ready[1], &shim, e);
-	close(ready[1]);
-	if (rc == 0) {
-		write_bundle_file(bundle, OCI_FILE_SHIM_PID, "%d\n", (int)shim);
-		/* The deadline in wall-clock time, so that an agent restarted
-		 * meanwhile still enforces it. */
-		int64_t deadline_ms = s->timeout_ms > 0 ? now_ms() + s->timeout_ms : 0;
-		if (deadline_ms)
-			write_bundle_file(bundle, OCI_FILE_TIMEOUT, "%lld %d\n", (long long)deadline_ms, s->stop_grace_ms);
-		bool answered;
-		rc = await_ready(ready[0], &answered, e);
-		int pidfd = rc == 0 ? pidfd_open(shim, 0) : -1;
-		if (rc == 0 && pidfd < 0)
-			rc = err_set(e, ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
-		if (rc == 0) {
-			watch(o, s, bundle, cgroup, shim, pidfd, deadline_ms);
-		} else {
-			/* A shim that answered is deleting what it made and exits;
-			 * a silent one is stopped here. */
-			if (!answered)
-				kill(shim, SIGKILL);
-			waitpid(shim, NULL, 0);
-			if (!answered)
-				oci_runtime_delete(o, s->task_id);
-			char why[160], said[96];
-			last_log_line(s->log_path, why, sizeof why);
-			if (answered && *why) {
-				str_copy(said, sizeof said, e->msg);
-				err_set(e, ERR_INTERNAL, "%s: %s", said, why);
-			}
-		}
-	}
-	close(ready[0]);
+	struct oci_shim sh;
+	if (oci_shim_take(o, &sh, e) < 0)
+		return -1;
+	int rc = oci_shim_send(&sh, bundle, s->task_id, cgroup, s->log_path, e);
+	/* Written while the runtime works. The start time tells a restarted
+	 * agent that the pid is still this shim's. The deadline is in wall-clock
+	 * time, so that an agent restarted meanwhile still enforces it. */
+	write_bundle_file(bundle, OCI_FILE_SHIM_PID, "%d %llu\n", (int)sh.pid, sh.start_time);
+	int64_t deadline_ms = s->timeout_ms > 0 ? now_ms() + s->timeout_ms : 0;
+	if (deadline_ms)
+		write_bundle_file(bundle, OCI_FILE_TIMEOUT, "%lld %d\n", (long long)deadline_ms, s->stop_grace_ms);
+	bool answered = false;
+	if (rc == 0)
+		rc = await_ready(sh.ready_r, &answered, e);
+	close(sh.ready_r);
+	int pidfd = rc == 0 ? pidfd_open(sh.pid, 0) : -1;
+	if (rc == 0 && pidfd < 0)
+		rc = err_set(e, ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
+	if (rc == 0)
+		watch(o, s, bundle, cgroup, sh.pid, pidfd, deadline_ms);
+	else
+		fail_launch(o, s, sh.pid, answered, e);
+	oci_shim_replenish(o);
 	return rc;
 }
 
@@ -268,6 +240,7 @@ int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, s
 	char bundle[OCI_PATH_MAX], cgroup[256];
 	oci_bundle_path(o, s->task_id, bundle, sizeof bundle);
 	oci_cgroup_path(o, s->host, s->task_id, cgroup, sizeof cgroup);
+	oci_note_cgroup(o, cgroup);
 	/* A bundle left by an earlier run of this task (a retry on this host). */
 	if (access(bundle, F_OK) == 0) {
 		oci_runtime_delete(o, s->task_id);
