@@ -10,7 +10,9 @@
 #     (the config.json the agent wrote for such a task, same rootfs overlay),
 #     the bare-runtime baseline, measured in the same run: each task is
 #     followed by one bare run, so that other work on the host (its load
-#     comes and goes) weighs on both alike;
+#     comes and goes) weighs on both alike, and each of them starts
+#     BENCH_SETTLE_MS (100) after the one before, so that neither overlaps
+#     the other's tail (the agent reporting an exit, its janitor);
 #   container_start_overhead_ratio_oci: p50 through gpunode / p50 bare;
 #   the same three for the other runtime, suffixed _runc or _crun;
 #   e2e_container_tasks_per_s_oci: 500 trivial tasks on 8 simulated GPUs,

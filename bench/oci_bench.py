@@ -10,7 +10,10 @@ process so that no curl or jq spawn sits inside a measured interval.
                                 N rounds, each one task through gpunode then
                                 one bare run, alternating so that a change in
                                 the host's load (other work) weighs on both
-                                alike. Task: ms from just before POST /v1/tasks
+                                alike; each start waits SETTLE_S first, so that
+                                neither overlaps the tail of the one before
+                                (the agent reporting, its janitor removing the
+                                task's files). Task: ms from just before POST /v1/tasks
                                 to the clock read by its first process (busybox
                                 adjtimex); the next round starts once its bundle
                                 is gone from BUNDLES, as each bare run ends
@@ -99,11 +102,16 @@ def start_bare(runtime, root, bundle, name):
     return (clock_us(r.stdout.decode()) - t0) / 1000
 
 
+SETTLE_S = float(os.environ.get("BENCH_SETTLE_MS", "100")) / 1000
+
+
 def starts(n, bundles, runtime, root, bundle, out_gpunode, out_bare):
     api = Api()
     with open(out_gpunode, "w") as g, open(out_bare, "w") as b:
         for i in range(n):
+            time.sleep(SETTLE_S)
             print(f"{start_through_gpunode(api, bundles):.3f}", file=g)
+            time.sleep(SETTLE_S)
             print(f"{start_bare(runtime, root, bundle, f'bare{i}'):.3f}", file=b)
 
 

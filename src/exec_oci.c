@@ -332,6 +332,8 @@ static void oci_destroy(struct exec_backend *b)
 	}
 	if (*o->a_cgroup)
 		oci_cgroup_remove_parent(o->a_cgroup);
+	if (o->runtime_fd >= 0)
+		close(o->runtime_fd);
 	free(o->tasks);
 	gpu_mounts_free(o->cdi_mounts, o->n_cdi_mounts);
 	close(o->wake_fd);
@@ -390,6 +392,7 @@ struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, st
 		.running = oci_running,
 		.destroy = oci_destroy,
 	};
+	o->runtime_fd = -1;
 	oci_shim_replenish(o); /* the first start finds one waiting */
 	log_msg("info", "exec", "oci executor: runtime=%s images=%s", o->runtime, o->store);
 	return &o->base;

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "exec.h"
@@ -51,6 +52,8 @@ struct oci_backend {
 	struct gpu_mount *cdi_mounts; /* driver files for real GPUs (read once) */
 	int n_cdi_mounts;
 	struct oci_shim spare; /* lock held */
+	int runtime_fd;        /* sealed memfd copy of runtime, -1: none (lock held) */
+	struct stat runtime_st; /* of the file it was copied from */
 	bool stopping;         /* destroy began: no more spares */
 	char a_cgroup[256];    /* a run's cgroup once one started: destroy removes its parent */
 };
@@ -101,7 +104,8 @@ int oci_shim_take(struct oci_backend *o, struct oci_shim *out, struct err *e);
 /* Hands it its task (it closes the task pipe). */
 int oci_shim_send(struct oci_shim *sh, const char *bundle, const char *id, const char *cgroup, const char *log,
 		  struct err *e);
-/* Starts the next spare unless there is one. */
+/* Starts the next spare unless there is one (copying the runtime again
+ * first if its file changed). */
 void oci_shim_replenish(struct oci_backend *o);
 /* Ends a shim that has no task yet and reaps it. */
 void oci_shim_discard(struct oci_shim *sh);

@@ -5,6 +5,7 @@
 #ifndef GPUNODE_EXEC_OCI_IMPL_H
 #define GPUNODE_EXEC_OCI_IMPL_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -18,6 +19,13 @@
 /* The shim writes one line to fd OCI_SHIM_READY_FD once the container runs
  * ("ok") or could not be started ("error: why"), then closes it. */
 #define OCI_SHIM_READY_FD 3
+
+/* Where the agent gives the shim its sealed copy of the runtime to exec
+ * (exec_oci_spawn.c); absent: the shim execs the runtime's file. */
+#define OCI_SHIM_RUNTIME_FD 4
+#define OCI_SHIM_RUNTIME_FD_STR "4"
+/* The seals that make runc and crun take a memfd as their own copy. */
+#define OCI_RUNTIME_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
 /* What a task's cgroup says about it. -1: not available. */
 struct oci_cgroup_stats {

@@ -35,6 +35,7 @@ extern char **environ;
 
 struct shim {
 	const char *runtime, *root, *bundle, *id, *cgroup, *log;
+	const char *exe; /* what is exec'd: the agent's sealed copy of runtime, or runtime */
 	pid_t agent; /* its parent when the task came: gone if getppid() differs */
 };
 
@@ -46,7 +47,7 @@ static int run_runtime(const struct shim *s, const char *const *args)
 	for (int i = 0; args[i] && i < 8; i++)
 		argv[3 + i] = (char *)args[i];
 	pid_t pid;
-	if (posix_spawn(&pid, s->runtime, NULL, NULL, argv, environ) != 0)
+	if (posix_spawn(&pid, s->exe, NULL, NULL, argv, environ) != 0)
 		return -1;
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
@@ -232,7 +233,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: gpunode-shim RUNTIME ROOT, task on stdin (started by the gpunode agent)\n");
 		return 2;
 	}
-	struct shim s = {.runtime = argv[1], .root = argv[2]};
+	/* Whatever else the agent left open (its sockets...) is not the shim's
+	 * to keep for the container's lifetime. */
+	close_range(OCI_SHIM_RUNTIME_FD + 1, ~0U, 0);
+	struct shim s = {.runtime = argv[1], .root = argv[2], .exe = argv[1]};
+	/* The runtime's sealed copy: exec'd through /proc/self/fd (resolved
+	 * before close-on-exec closes it), so the runtime does not keep it. */
+	if (fcntl(OCI_SHIM_RUNTIME_FD, F_GET_SEALS) == OCI_RUNTIME_SEALS &&
+	    fcntl(OCI_SHIM_RUNTIME_FD, F_SETFD, FD_CLOEXEC) == 0)
+		s.exe = "/proc/self/fd/" OCI_SHIM_RUNTIME_FD_STR;
 	bool subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
 	int subreaper_errno = errno;
 	char task[4096]; /* the agent writes less than PIPE_BUF */

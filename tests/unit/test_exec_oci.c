@@ -3,6 +3,9 @@
  * store and simulated GPUs' stand-in device nodes. Needs root. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "exec_oci.h"
+#include "exec_oci_impl.h"
 #include "gpu_devnodes.h"
 #include "image_store.h"
 #include "util.h"
@@ -330,4 +334,180 @@ ParameterizedTest(int *rt_id, oci, adopt_after_kill, .init = setup, .fini = tear
 	cr_assert_eq(x.signal, SIGKILL);
 	b->cleanup(b, runs[1].id);
 	b->destroy(b);
+}
+
+/* --- the shims started ahead of need -------------------------------- */
+
+/* The test process's children that are shims. */
+static int child_shims(pid_t *out, int max)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char path[300], cmd[256];
+		snprintf(path, sizeof path, "/proc/self/task/%s/children", de->d_name);
+		FILE *f = de->d_name[0] == '.' ? NULL : fopen(path, "r");
+		long pid;
+		while (f && n < max && fscanf(f, "%ld", &pid) == 1) {
+			snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+			FILE *c = fopen(path, "r");
+			size_t len = c ? fread(cmd, 1, sizeof cmd - 1, c) : 0;
+			cmd[len] = 0;
+			if (c)
+				fclose(c);
+			if (strstr(cmd, "gpunode-shim"))
+				out[n++] = (pid_t)pid;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The number of open fds of pid, -1 if it is gone. */
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* The one spare shim once it waits for its task (it closed what it does
+ * not keep: fds 0-4 are left); -1 if none does within 10 s. */
+static pid_t waiting_spare(void)
+{
+	for (int i = 0; i < 1000; i++, usleep(10000)) {
+		pid_t shims[4];
+		if (child_shims(shims, 4) == 1 && fd_count(shims[0]) == 5)
+			return shims[0];
+	}
+	return -1;
+}
+
+static bool gone_within(pid_t pid, int ms)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	for (int i = 0; i < ms / 10 && access(path, F_OK) == 0; i++)
+		usleep(10000);
+	return access(path, F_OK) != 0;
+}
+
+/* A spare waits with nothing of the agent's but its pipes and the runtime's
+ * sealed copy, and ends with the agent: killed agents leak no shims. */
+RUNTIME_PARAMS(spare_shim)
+ParameterizedTest(int *rt_id, oci, spare_shim, .init = setup, .fini = teardown)
+{
+	int report[2];
+	cr_assert_eq(pipe(report), 0);
+	pid_t agent = fork();
+	if (agent == 0) {
+		int leak = open("/dev/null", O_RDONLY); /* not close-on-exec, as a careless library's */
+		struct exec_backend *b = backend(runtime_names[*rt_id]);
+		pid_t spare = waiting_spare();
+		char fd4[64], leaked[64];
+		snprintf(fd4, sizeof fd4, "/proc/%d/fd/4", (int)spare);
+		snprintf(leaked, sizeof leaked, "/proc/%d/fd/%d", (int)spare, leak);
+		int copy = open(fd4, O_RDONLY);
+		bool sealed = copy >= 0 && fcntl(copy, F_GET_SEALS) == OCI_RUNTIME_SEALS;
+		bool clean = access(leaked, F_OK) != 0;
+		pid_t msg[3] = {spare, sealed, clean};
+		write(report[1], msg, sizeof msg);
+		pause();
+		(void)b;
+		_exit(0);
+	}
+	pid_t msg[3];
+	cr_assert_eq(read(report[0], msg, sizeof msg), (ssize_t)sizeof msg);
+	kill(agent, SIGKILL);
+	waitpid(agent, NULL, 0);
+	cr_assert_gt(msg[0], 0, "no spare shim waits with fds 0-4 alone");
+	cr_assert(msg[1], "the spare holds the runtime's sealed copy as fd 4");
+	cr_assert(msg[2], "the spare holds none of the agent's other fds");
+	cr_assert(gone_within(msg[0], 10000), "the spare shim outlived its agent");
+}
+
+/* The runtime's copy follows its file: an upgraded runtime is what the
+ * next spare runs. */
+RUNTIME_PARAMS(runtime_copy_refreshed)
+ParameterizedTest(int *rt_id, oci, runtime_copy_refreshed, .init = setup, .fini = teardown)
+{
+	char rt[128], cmd[700];
+	snprintf(rt, sizeof rt, "%s/rt", dir);
+	snprintf(cmd, sizeof cmd, "cp \"$(command -v %s || echo /usr/sbin/%s)\" %s", runtime_names[*rt_id],
+		 runtime_names[*rt_id], rt);
+	cr_assert_eq(system(cmd), 0);
+	struct err e;
+	struct exec_backend *b = exec_oci_new(state, rt, &e);
+	cr_assert_not_null(b, "%s", e.msg);
+	pid_t shim = waiting_spare();
+	cr_assert_gt(shim, 0);
+	char fd4[64];
+	snprintf(fd4, sizeof fd4, "/proc/%d/fd/4", (int)shim);
+	struct stat before, after;
+	cr_assert_eq(stat(fd4, &before), 0);
+	/* Replaced the way package managers do: a new file renamed over it. */
+	snprintf(cmd, sizeof cmd, "cp %s %s.new && mv %s.new %s", rt, rt, rt, rt);
+	cr_assert_eq(system(cmd), 0);
+	struct run r;
+	run_init(&r, 20, "true");
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert_eq(x.exit_code, 0);
+	shim = waiting_spare();
+	cr_assert_gt(shim, 0, "one spare after the start");
+	snprintf(fd4, sizeof fd4, "/proc/%d/fd/4", (int)shim);
+	cr_assert_eq(stat(fd4, &after), 0);
+	cr_assert_neq(before.st_ino, after.st_ino, "the next spare runs the new file's copy");
+	b->cleanup(b, r.id);
+	b->destroy(b);
+}
+
+/* The agent's cgroup (parent of its runs') in the pids hierarchy (v1) or
+ * the unified one (v2). */
+static bool cgroup_exists(const char *cg)
+{
+	char path[512];
+	bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+	snprintf(path, sizeof path, "/sys/fs/cgroup%s%s", v2 ? "" : "/pids", cg);
+	return access(path, F_OK) == 0;
+}
+
+/* The agent's cgroup stays between runs (a start then makes one level, not
+ * two) and goes when the agent stops. */
+RUNTIME_PARAMS(agent_cgroup_kept)
+ParameterizedTest(int *rt_id, oci, agent_cgroup_kept, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct run r;
+	run_init(&r, 21, "true");
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	char config[300];
+	snprintf(config, sizeof config, "%s/oci/bundles/%s/config.json", state, r.id);
+	json_t *spec = json_load_file(config, 0, NULL);
+	cr_assert_not_null(spec);
+	char parent[256];
+	str_copy(parent, sizeof parent,
+		 json_string_value(json_object_get(json_object_get(spec, "linux"), "cgroupsPath")));
+	json_decref(spec);
+	*strrchr(parent, '/') = 0;
+	struct exec_exit x;
+	wait_one(b, &x);
+	b->cleanup(b, r.id);
+	cr_assert(cgroup_exists(parent), "%s removed while the agent runs", parent);
+	b->destroy(b);
+	cr_assert_not(cgroup_exists(parent), "%s left after the agent stopped", parent);
 }
