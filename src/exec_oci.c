@@ -330,6 +330,7 @@ static void oci_destroy(struct exec_backend *b)
 		if (t->shim_pidfd >= 0)
 			close(t->shim_pidfd);
 	}
+	oci_warm_expire(o, true);
 	if (*o->a_cgroup)
 		oci_cgroup_remove_parent(o->a_cgroup);
 	if (o->runtime_fd >= 0)
@@ -346,11 +347,12 @@ static int make_dirs(struct oci_backend *o, const char *state_dir, struct err *e
 	image_store_dir(state_dir, o->store, sizeof o->store);
 	snprintf(o->bundles, sizeof o->bundles, "%s/oci/bundles", state_dir);
 	snprintf(o->root, sizeof o->root, "%s/oci/root", state_dir);
+	snprintf(o->warm_dir, sizeof o->warm_dir, "%s/oci/warm", state_dir);
 	/* overlayfs splits its options on ',' and ':' */
 	if (strpbrk(state_dir, ",:"))
 		return err_set(e, ERR_INVALID, "state dir %s: the oci executor needs a path without ',' or ':'",
 			       state_dir);
-	if (fs_mkdir_p(o->bundles, e) < 0 || fs_mkdir_p(o->root, e) < 0)
+	if (fs_mkdir_p(o->bundles, e) < 0 || fs_mkdir_p(o->root, e) < 0 || fs_mkdir_p(o->warm_dir, e) < 0)
 		return -1;
 	return gpu_cdi_mounts(NULL, &o->cdi_mounts, &o->n_cdi_mounts, e);
 }
@@ -393,6 +395,8 @@ struct exec_backend *exec_oci_new(const char *state_dir, const char *runtime, st
 		.destroy = oci_destroy,
 	};
 	o->runtime_fd = -1;
+	const char *idle = getenv("GPUNODE_OCI_WARM_IDLE_MS"); /* tests: a short idle time */
+	o->warm_idle_ms = idle && atoi(idle) > 0 ? atoi(idle) : OCI_WARM_IDLE_MS;
 	oci_shim_replenish(o); /* the first start finds one waiting */
 	log_msg("info", "exec", "oci executor: runtime=%s images=%s", o->runtime, o->store);
 	return &o->base;

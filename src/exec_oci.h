@@ -5,15 +5,24 @@
  *
  * On disk, under state_dir: images/ (the store), oci/bundles/ID/ (config.json,
  * the overlay's upper and work dirs, rootfs/ mount point, the shim's pid and
- * exit files), oci/root/ (the runtime's own state, --root). Each run has a
- * small shim process (gpunode-shim, in its own session) that creates and
- * starts the container, waits for it, reads the cgroup's OOM count and
- * usage before the container is deleted, and writes them to the bundle:
- * so an exit is never lost, even when the agent is killed meanwhile. */
+ * exit files), oci/warm/ID/ (warm containers' bundles), oci/root/ (the
+ * runtime's own state, --root). Each run has a small shim process
+ * (gpunode-shim, in its own process group) that creates and starts the
+ * container (or execs a run in a warm container), waits for it, reads the
+ * cgroup's OOM count and usage before the container is deleted, and writes
+ * them to the bundle: so an exit is never lost, even when the agent is
+ * killed meanwhile.
+ *
+ * Tasks that set reuse_warm run in a warm container of their client, image,
+ * limits and GPUs (exec_oci_warm.c), never shared between two clients,
+ * removed after OCI_WARM_IDLE_MS idle ($GPUNODE_OCI_WARM_IDLE_MS for
+ * tests). */
 #ifndef GPUNODE_EXEC_OCI_H
 #define GPUNODE_EXEC_OCI_H
 
 #include "exec.h"
+
+#define OCI_WARM_IDLE_MS 30000
 
 /* state_dir: the agent's state dir. runtime: "runc", "crun" or a path;
  * NULL: $GPUNODE_OCI_RUNTIME if set, else crun if it works here, else runc. Fails (ERR_UNAVAILABLE, with

@@ -1,8 +1,9 @@
 /* exec_oci_adopt.c — after an agent restart: each run it still holds is
  * found through its bundle (shim pid, exit file) and taken back, reported
  * as ended, or cleared; bundles and runtime containers of this host that no
- * run claims are orphans and removed. The bundle's config.json annotations
- * say which host a bundle belongs to. */
+ * run claims are orphans and removed, as are the warm containers and their
+ * runs. The bundle's config.json annotations say which host a bundle
+ * belongs to. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -97,8 +98,7 @@ static void rewatch(struct oci_backend *o, const char *host, const char *id, con
 	restore_deadline(t, bundle);
 }
 
-/* Kills a run nobody will claim and removes all of it. */
-static void remove_run(struct oci_backend *o, const char *id, const char *bundle)
+void oci_run_remove(struct oci_backend *o, const char *id, const char *bundle)
 {
 	pid_t shim = live_shim(bundle, id);
 	if (shim > 0)
@@ -118,7 +118,11 @@ static void adopt_one(struct oci_backend *o, const char *host, struct exec_adopt
 		r->state = EXEC_ADOPT_EXITED; /* cleanup removes the bundle once delivered */
 		return;
 	}
-	pid_t shim = live_shim(bundle, r->task_id);
+	/* A run in a warm container: that container is removed below (this
+	 * agent has no record of it), and the run with it. */
+	char warm[OCI_PATH_MAX + 16];
+	snprintf(warm, sizeof warm, "%s/%s", bundle, OCI_FILE_WARM);
+	pid_t shim = access(warm, F_OK) == 0 ? -1 : live_shim(bundle, r->task_id);
 	if (shim > 0) {
 		pthread_mutex_lock(&o->mu);
 		rewatch(o, host, r->task_id, bundle, shim);
@@ -129,7 +133,7 @@ static void adopt_one(struct oci_backend *o, const char *host, struct exec_adopt
 			return;
 		}
 	}
-	remove_run(o, r->task_id, bundle);
+	oci_run_remove(o, r->task_id, bundle);
 }
 
 static bool claimed(const struct exec_adopt *runs, int n, const char *id)
@@ -154,7 +158,7 @@ static void remove_orphan_bundles(struct oci_backend *o, const char *host, const
 		if (!bundle_host_is(bundle, host))
 			continue;
 		log_msg("info", "exec", "task=%s: orphaned container removed", de->d_name);
-		remove_run(o, de->d_name, bundle);
+		oci_run_remove(o, de->d_name, bundle);
 	}
 	closedir(d);
 }
@@ -197,6 +201,7 @@ int oci_adopt(struct exec_backend *b, const char *host, struct exec_adopt *runs,
 	struct oci_backend *o = as_oci(b);
 	for (int i = 0; i < n; i++)
 		adopt_one(o, host, &runs[i]);
+	oci_warm_remove_left(o);
 	remove_orphan_bundles(o, host, runs, n);
 	remove_orphan_containers(o, runs, n);
 	return 0;

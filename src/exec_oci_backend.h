@@ -16,6 +16,20 @@
 
 #define OCI_PATH_MAX 1024
 
+/* A warm container (exec_oci_warm.c): its init idles, runs of one client
+ * with the same image, limits and GPUs are exec'd in it one at a time. */
+struct oci_warm {
+	struct oci_warm *next;
+	char id[64];  /* the runtime's name for it */
+	char key[1024]; /* client first: two clients never share one */
+	char bundle[OCI_PATH_MAX + 80]; /* STATE/oci/warm/ID; its scratch dir is BUNDLE/scratch */
+	char cgroup[256];
+	pid_t shim;
+	int shim_pidfd, init_pidfd;
+	bool busy, discard;
+	int64_t idle_since_ms;
+};
+
 struct oci_task {
 	char id[TASK_ID_LEN + 1];
 	char bundle[OCI_PATH_MAX];
@@ -28,6 +42,14 @@ struct oci_task {
 	int timeout_grace_ms;
 	int64_t kill_at_ns;    /* 0: no stop requested */
 	bool killed, timed_out;
+	struct oci_warm *warm; /* the warm container it runs in; NULL: its own */
+};
+
+/* A shim that has started its run (oci_launch). */
+struct oci_launched {
+	pid_t shim;
+	int shim_pidfd;
+	int64_t deadline_ms; /* wall clock; 0: no timeout */
 };
 
 /* A started shim waiting for its task (exec_oci_spawn.c). */
@@ -37,6 +59,8 @@ struct oci_shim {
 	int task_w;  /* its stdin: the task's four lines */
 	int ready_r; /* its fd 3: "ok" or "error: why" */
 };
+
+struct image;
 
 struct oci_backend {
 	struct exec_backend base;
@@ -56,6 +80,10 @@ struct oci_backend {
 	struct stat runtime_st; /* of the file it was copied from */
 	bool stopping;         /* destroy began: no more spares */
 	char a_cgroup[256];    /* a run's cgroup once one started: destroy removes its parent */
+	char warm_dir[OCI_PATH_MAX]; /* STATE/oci/warm */
+	struct oci_warm *warms;      /* lock held */
+	unsigned warm_seq;
+	int warm_idle_ms;
 };
 
 static inline struct oci_backend *as_oci(struct exec_backend *b)
@@ -80,6 +108,9 @@ struct oci_task *oci_task_add(struct oci_backend *o, const char *id);
 /* Index of id among the watched runs, or -1. Lock held. */
 int oci_task_find(const struct oci_backend *o, const char *id);
 
+/* Kills a run nobody will claim (its shim, its container) and removes its
+ * bundle. */
+void oci_run_remove(struct oci_backend *o, const char *id, const char *bundle);
 /* Unmounts the bundle's rootfs and removes the bundle. */
 void oci_bundle_remove(const char *bundle);
 /* `RUNTIME --root ROOT delete --force ID`, waited for. */
@@ -95,15 +126,15 @@ void oci_runtime_kill(const struct oci_backend *o, const char *id, int sig);
 int oci_exit_read(const char *bundle, const char *id, struct exec_exit *x);
 /* Loads the task's image (ERR_NOT_FOUND/ERR_INVALID with reason
  * image_not_found when it has none or the store lacks it). */
-struct image;
 int oci_image_load(const struct oci_backend *o, const struct exec_spec *s, struct image *img, char *reason,
 		   struct err *e);
 
 /* A waiting shim: the spare if there is one, else a new one. */
 int oci_shim_take(struct oci_backend *o, struct oci_shim *out, struct err *e);
-/* Hands it its task (it closes the task pipe). */
+/* Hands it its task (it closes the task pipe); warm: "" or the warm
+ * container to exec the run in. */
 int oci_shim_send(struct oci_shim *sh, const char *bundle, const char *id, const char *cgroup, const char *log,
-		  struct err *e);
+		  const char *warm, struct err *e);
 /* Starts the next spare unless there is one (copying the runtime again
  * first if its file changed). */
 void oci_shim_replenish(struct oci_backend *o);
@@ -111,6 +142,34 @@ void oci_shim_replenish(struct oci_backend *o);
 void oci_shim_discard(struct oci_shim *sh);
 /* /proc/PID/stat's start time (clock ticks since boot); 0 if gone. */
 unsigned long long oci_proc_start_time(pid_t pid);
+
+/* Makes BUNDLE: dir, overlay rootfs, config.json for s. */
+int oci_bundle_make(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+		    const struct image *img, struct err *e);
+/* Makes a warm run's dir: config.json (adopt reads its annotations) and
+ * process.json. */
+int oci_run_dir_make(struct oci_backend *o, const struct exec_spec *s, const char *dir, const char *cgroup,
+		     const struct image *img, struct err *e);
+/* Has a waiting shim run s (a container in bundle, or with warm its process
+ * in that warm container) and waits for its word. */
+int oci_launch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+	       const char *warm, struct oci_launched *out, struct err *e);
+/* Watches a launched run (wait_exit reports its end). */
+void oci_watch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+	       const struct oci_launched *l, struct oci_warm *warm);
+
+/* Starts s in a warm container of its key (made if none idles); dir: the
+ * run's dir (BUNDLES/ID). */
+int oci_warm_start(struct oci_backend *o, const struct exec_spec *s, const char *dir, const struct image *img,
+		   struct err *e);
+/* A warm run ended: its container idles again (scratch wiped), or is
+ * removed when the run was stopped or failed. No lock held. */
+void oci_warm_release(struct oci_backend *o, struct oci_warm *w, bool failed);
+/* Removes warm containers idle past warm_idle_ms (all with everything).
+ * No lock held. Returns ms until the next one expires, -1 for none. */
+int oci_warm_expire(struct oci_backend *o, bool everything);
+/* Removes the warm containers a dead agent left (adopt). */
+void oci_warm_remove_left(struct oci_backend *o);
 
 int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e);
 int oci_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out);

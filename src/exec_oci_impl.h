@@ -15,6 +15,8 @@
 #define OCI_FILE_INIT_PID "init.pid" /* the container's init, written by the runtime */
 #define OCI_FILE_EXIT "exit"         /* "code signal oom_kills cpu_ns peak_bytes", by the shim */
 #define OCI_FILE_TIMEOUT "timeout"   /* "DEADLINE_MS GRACE_MS" (wall clock), by the agent: kept across restarts */
+#define OCI_FILE_PROCESS "process.json" /* a warm run's process, for `RUNTIME exec --process` */
+#define OCI_FILE_WARM "warm"         /* a warm run's: the id of the warm container it runs in */
 
 /* The shim writes one line to fd OCI_SHIM_READY_FD once the container runs
  * ("ok") or could not be started ("error: why"), then closes it. */

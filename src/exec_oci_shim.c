@@ -1,19 +1,21 @@
-/* exec_oci_shim.c — gpunode-shim, one per OCI container, started by the
- * agent in a session of its own, ahead of need:
+/* exec_oci_shim.c — gpunode-shim, one per OCI run, started by the agent in
+ * a process group of its own, ahead of need:
  *
  *   gpunode-shim RUNTIME ROOT
  *
- * It becomes a child subreaper at once and waits on stdin for its task, four
- * lines: BUNDLE, ID, CGROUP, LOG (EOF: the agent discarded it or died; it
- * exits). A shim already started and waiting takes its exec off the start's
- * path. Then it runs `RUNTIME run --detach` (the container's stdout and
- * stderr are the shim's: the task's log file), tells the agent on fd 3, and
- * waits for the container's init, which the kernel re-parents to it when the
- * runtime exits. Only a parent can read an exit status, and only before
- * `delete` is the cgroup still there to say whether the OOM killer struck, so
- * the shim reads both, deletes the container, unmounts its rootfs and writes
- * BUNDLE/exit. The agent may be killed and restarted meanwhile: the exit
- * waits for it in the bundle. */
+ * It becomes a child subreaper at once and waits on stdin for its task, five
+ * lines: BUNDLE, ID, CGROUP, LOG, WARM (EOF: the agent discarded it or died;
+ * it exits). A shim already started and waiting takes its exec off the
+ * start's path. Then it runs `RUNTIME run --detach` (or, WARM not empty,
+ * `RUNTIME exec --detach --process BUNDLE/process.json WARM`: a run in that
+ * warm container), with the task's log file as stdout and stderr, tells the
+ * agent on fd 3, and waits for the container's init (or the exec'd
+ * process), which the kernel re-parents to it when the runtime exits. Only a
+ * parent can read an exit status, and only before `delete` is the cgroup
+ * still there to say whether the OOM killer struck, so the shim reads both,
+ * deletes the container, unmounts its rootfs (not for a warm run: the agent
+ * owns that container) and writes BUNDLE/exit. The agent may be killed and
+ * restarted meanwhile: the exit waits for it in the bundle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -35,6 +37,7 @@ extern char **environ;
 
 struct shim {
 	const char *runtime, *root, *bundle, *id, *cgroup, *log;
+	const char *warm; /* "": run a container; else exec the run in this warm container */
 	const char *exe; /* what is exec'd: the agent's sealed copy of runtime, or runtime */
 	pid_t agent; /* its parent when the task came: gone if getppid() differs */
 };
@@ -83,19 +86,10 @@ static int wait_init(pid_t init)
 	}
 }
 
-/* Deletes the container, unmounts its rootfs, writes the exit file
- * (through a rename, so a reader sees all of it or none). */
-static void finish(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
+/* The exit file, through a rename, so a reader sees all of it or none. */
+static void write_exit(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
 {
-	run_runtime(s, (const char *[]){"delete", "--force", s->id, NULL});
-	/* The agent keeps its parent cgroup while it lives (a start then makes
-	 * one cgroup level, not two) and removes it when it stops; a shim that
-	 * outlived its agent removes it (if it is the last one there). */
-	if (getppid() != s->agent)
-		oci_cgroup_remove_parent(s->cgroup);
 	char path[4160], tmp[4200];
-	snprintf(path, sizeof path, "%s/rootfs", s->bundle);
-	umount2(path, MNT_DETACH);
 	snprintf(path, sizeof path, "%s/%s", s->bundle, OCI_FILE_EXIT);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "we");
@@ -105,6 +99,26 @@ static void finish(const struct shim *s, int code, int sig, const struct oci_cgr
 		(long long)st->peak_bytes);
 	if (fclose(f) == 0)
 		rename(tmp, path);
+}
+
+/* Deletes the container, unmounts its rootfs, writes the exit file. A warm
+ * run's shim only writes the exit. */
+static void finish(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
+{
+	if (*s->warm) {
+		write_exit(s, code, sig, st); /* the warm container stays: the agent owns it */
+		return;
+	}
+	run_runtime(s, (const char *[]){"delete", "--force", s->id, NULL});
+	/* The agent keeps its parent cgroup while it lives (a start then makes
+	 * one cgroup level, not two) and removes it when it stops; a shim that
+	 * outlived its agent removes it (if it is the last one there). */
+	if (getppid() != s->agent)
+		oci_cgroup_remove_parent(s->cgroup);
+	char path[4160];
+	snprintf(path, sizeof path, "%s/rootfs", s->bundle);
+	umount2(path, MNT_DETACH);
+	write_exit(s, code, sig, st);
 }
 
 /* How many pid namespaces pid has a number in (the NSpid line of its
@@ -174,9 +188,12 @@ static void write_init_pid(const struct shim *s, pid_t init)
  * the agent why (the runtime's own message is in the task's log). */
 static int start_container(const struct shim *s, pid_t *init)
 {
-	int rc = run_runtime(s, (const char *[]){"run", "--detach", "--bundle", s->bundle, s->id, NULL});
+	char process[4160];
+	snprintf(process, sizeof process, "%s/%s", s->bundle, OCI_FILE_PROCESS);
+	int rc = *s->warm ? run_runtime(s, (const char *[]){"exec", "--detach", "--process", process, s->warm, NULL})
+			  : run_runtime(s, (const char *[]){"run", "--detach", "--bundle", s->bundle, s->id, NULL});
 	if (rc != 0) {
-		tell_agent("error: %s run failed (exit %d)", s->runtime, rc);
+		tell_agent("error: %s %s failed (exit %d)", s->runtime, *s->warm ? "exec" : "run", rc);
 		return -1;
 	}
 	*init = find_init();
@@ -185,12 +202,12 @@ static int start_container(const struct shim *s, pid_t *init)
 	return 0;
 }
 
-/* Reads the task's four lines from stdin into buf; false on EOF first. */
+/* Reads the task's five lines from stdin into buf; false on EOF first. */
 static bool read_task(struct shim *s, char *buf, size_t cap)
 {
 	size_t len = 0;
 	int lines = 0;
-	while (lines < 4 && len < cap - 1) {
+	while (lines < 5 && len < cap - 1) {
 		ssize_t n = read(0, buf + len, cap - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -201,9 +218,9 @@ static bool read_task(struct shim *s, char *buf, size_t cap)
 		len += (size_t)n;
 	}
 	buf[len] = 0;
-	const char **field[] = {&s->bundle, &s->id, &s->cgroup, &s->log};
+	const char **field[] = {&s->bundle, &s->id, &s->cgroup, &s->log, &s->warm};
 	char *p = buf;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		char *nl = strchr(p, '\n');
 		if (!nl)
 			return false;
@@ -259,6 +276,10 @@ int main(int argc, char **argv)
 		finish(&s, 127, 0, &none);
 		return 1;
 	}
+	/* A warm container's cgroup served earlier runs: theirs is subtracted. */
+	struct oci_cgroup_stats base = {0, 0, 0};
+	if (*s.warm)
+		oci_cgroup_read(s.cgroup, &base);
 	pid_t init;
 	if (start_container(&s, &init) < 0) {
 		finish(&s, 127, 0, &none);
@@ -268,6 +289,10 @@ int main(int argc, char **argv)
 	int status = init > 0 ? wait_init(init) : -1;
 	struct oci_cgroup_stats st;
 	oci_cgroup_read(s.cgroup, &st);
+	if (st.oom_kills >= 0 && base.oom_kills > 0)
+		st.oom_kills -= base.oom_kills;
+	if (st.cpu_ns >= 0 && base.cpu_ns > 0)
+		st.cpu_ns -= base.cpu_ns;
 	if (status < 0)
 		finish(&s, 255, 0, &st);
 	else if (WIFSIGNALED(status))

@@ -1,5 +1,5 @@
 /* exec_oci_spawn.c — the shims: each is started before it is needed and
- * waits for its task on a pipe (exec_oci_shim.c), so a start only writes four
+ * waits for its task on a pipe (exec_oci_shim.c), so a start only writes five
  * lines to one; the next spare is started once the container runs, off the
  * start's path. One spare at a time: starts side by side that find none
  * start their own the same way.
@@ -190,10 +190,10 @@ void oci_shim_replenish(struct oci_backend *o)
 }
 
 int oci_shim_send(struct oci_shim *sh, const char *bundle, const char *id, const char *cgroup, const char *log,
-		  struct err *e)
+		  const char *warm, struct err *e)
 {
 	char task[PIPE_BUF];
-	int n = snprintf(task, sizeof task, "%s\n%s\n%s\n%s\n", bundle, id, cgroup, log);
+	int n = snprintf(task, sizeof task, "%s\n%s\n%s\n%s\n%s\n", bundle, id, cgroup, log, warm);
 	if (n >= (int)sizeof task || strchr(log, '\n') || strchr(bundle, '\n'))
 		return err_set(e, ERR_INVALID, "a path of task %s is too long or holds a newline", id);
 	/* One write below PIPE_BUF reaches the shim whole. */

@@ -20,6 +20,7 @@
 #include "exec_oci_backend.h"
 #include "image_store.h"
 #include "image_store_fs.h"
+#include <jansson.h>
 #include "oci_spec.h"
 #include "util.h"
 
@@ -77,8 +78,12 @@ static char **container_env(const struct exec_spec *s, char **image_env)
 	return env;
 }
 
-static int write_config(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
-			const struct image *img, struct err *e)
+/* config.json of a container for s (argv overridden by argv when given: a
+ * warm container's idle loop), and for a warm run only its process object
+ * in process.json too, for `RUNTIME exec --process`: the same user,
+ * capabilities, no_new_privs and rlimits as a container of its own. */
+static int write_spec(struct oci_backend *o, const struct exec_spec *s, const char *dir, const char *cgroup,
+		      const struct image *img, bool process_only, struct err *e)
 {
 	char **env = container_env(s, img->env);
 	struct oci_spec_input in = {
@@ -99,7 +104,17 @@ static int write_config(struct oci_backend *o, const struct exec_spec *s, const 
 		.mounts = s->real_gpus ? o->cdi_mounts : NULL,
 		.n_mounts = s->real_gpus ? o->n_cdi_mounts : 0,
 	};
-	int rc = oci_spec_write(bundle, &in, e);
+	int rc = oci_spec_write(dir, &in, e);
+	if (rc == 0 && process_only) {
+		json_t *spec = oci_spec_build(&in, e);
+		char path[OCI_PATH_MAX + 32];
+		snprintf(path, sizeof path, "%s/%s", dir, OCI_FILE_PROCESS);
+		rc = !spec ? -1
+		     : json_dump_file(json_object_get(spec, "process"), path, JSON_COMPACT) < 0
+			     ? err_set(e, ERR_INTERNAL, "cannot write %s", path)
+			     : 0;
+		json_decref(spec);
+	}
 	for (char **p = env; *p; p++)
 		free(*p);
 	free(env);
@@ -145,21 +160,21 @@ static void write_bundle_file(const char *bundle, const char *name, const char *
 		log_msg("warn", "exec", "cannot write %s: %s", path, strerror(errno));
 }
 
-/* Records the running container; its init's pidfd lets stop signal it. */
-static void watch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
-		  pid_t shim, int shim_pidfd, int64_t deadline_ms)
+void oci_watch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+	       const struct oci_launched *l, struct oci_warm *warm)
 {
 	pid_t init = oci_pid_read(bundle, OCI_FILE_INIT_PID);
 	pthread_mutex_lock(&o->mu);
 	struct oci_task *t = oci_task_add(o, s->task_id);
 	str_copy(t->bundle, sizeof t->bundle, bundle);
 	str_copy(t->cgroup, sizeof t->cgroup, cgroup);
-	t->shim_pid = shim;
-	t->shim_pidfd = shim_pidfd;
+	t->shim_pid = l->shim;
+	t->shim_pidfd = l->shim_pidfd;
 	t->shim_is_child = true;
 	t->init_pidfd = init > 0 ? pidfd_open(init, 0) : -1;
-	if (s->timeout_ms > 0)
-		oci_task_set_deadline(t, deadline_ms, s->stop_grace_ms);
+	t->warm = warm;
+	if (l->deadline_ms)
+		oci_task_set_deadline(t, l->deadline_ms, s->stop_grace_ms);
 	pthread_mutex_unlock(&o->mu);
 }
 
@@ -201,13 +216,13 @@ static void fail_launch(struct oci_backend *o, const struct exec_spec *s, pid_t 
 	}
 }
 
-static int launch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
-		  struct err *e)
+int oci_launch(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+	       const char *warm, struct oci_launched *out, struct err *e)
 {
 	struct oci_shim sh;
 	if (oci_shim_take(o, &sh, e) < 0)
 		return -1;
-	int rc = oci_shim_send(&sh, bundle, s->task_id, cgroup, s->log_path, e);
+	int rc = oci_shim_send(&sh, bundle, s->task_id, cgroup, s->log_path, warm ? warm : "", e);
 	/* Written while the runtime works. The start time tells a restarted
 	 * agent that the pid is still this shim's. The deadline is in wall-clock
 	 * time, so that an agent restarted meanwhile still enforces it. */
@@ -223,11 +238,31 @@ static int launch(struct oci_backend *o, const struct exec_spec *s, const char *
 	if (rc == 0 && pidfd < 0)
 		rc = err_set(e, ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
 	if (rc == 0)
-		watch(o, s, bundle, cgroup, sh.pid, pidfd, deadline_ms);
+		*out = (struct oci_launched){.shim = sh.pid, .shim_pidfd = pidfd, .deadline_ms = deadline_ms};
 	else
 		fail_launch(o, s, sh.pid, answered, e);
 	oci_shim_replenish(o);
 	return rc;
+}
+
+int oci_bundle_make(struct oci_backend *o, const struct exec_spec *s, const char *bundle, const char *cgroup,
+		    const struct image *img, struct err *e)
+{
+	int rc = mkdir(bundle, 0700) < 0 ? err_set(e, ERR_INTERNAL, "cannot create %s: %s", bundle, strerror(errno))
+					 : 0;
+	if (rc == 0)
+		rc = mount_rootfs(bundle, img->rootfs, e);
+	if (rc == 0)
+		rc = write_spec(o, s, bundle, cgroup, img, false, e);
+	return rc;
+}
+
+int oci_run_dir_make(struct oci_backend *o, const struct exec_spec *s, const char *dir, const char *cgroup,
+		     const struct image *img, struct err *e)
+{
+	if (mkdir(dir, 0700) < 0)
+		return err_set(e, ERR_INTERNAL, "cannot create %s: %s", dir, strerror(errno));
+	return write_spec(o, s, dir, cgroup, img, true, e);
 }
 
 int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, struct err *e)
@@ -246,14 +281,17 @@ int oci_start(struct exec_backend *b, const struct exec_spec *s, char *reason, s
 		oci_runtime_delete(o, s->task_id);
 		oci_bundle_remove(bundle);
 	}
-	int rc = mkdir(bundle, 0700) < 0 ? err_set(e, ERR_INTERNAL, "cannot create %s: %s", bundle, strerror(errno))
-					 : 0;
-	if (rc == 0)
-		rc = mount_rootfs(bundle, img.rootfs, e);
-	if (rc == 0)
-		rc = write_config(o, s, bundle, cgroup, &img, e);
-	if (rc == 0)
-		rc = launch(o, s, bundle, cgroup, e);
+	int rc;
+	if (s->reuse_warm) {
+		rc = oci_warm_start(o, s, bundle, &img, e);
+	} else {
+		struct oci_launched l;
+		rc = oci_bundle_make(o, s, bundle, cgroup, &img, e);
+		if (rc == 0)
+			rc = oci_launch(o, s, bundle, cgroup, NULL, &l, e);
+		if (rc == 0)
+			oci_watch(o, s, bundle, cgroup, &l, NULL);
+	}
 	image_free(&img);
 	if (rc < 0)
 		oci_bundle_remove(bundle);

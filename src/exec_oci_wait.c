@@ -65,8 +65,10 @@ static void fill_exit(const struct oci_task *t, struct exec_exit *out)
 		exec_exit_set_failure(out, EXEC_REASON_TIMEOUT, "stopped after its time limit");
 }
 
-/* Takes one run whose shim exited; lock held. */
-static bool reap_one(struct oci_backend *o, struct exec_exit *out)
+/* Takes one run whose shim exited; lock held. *warm: the warm container
+ * it ran in (to release once unlocked), *failed: whether that container may
+ * hold what the run left (stopped, timed out, killed, OOM). */
+static bool reap_one(struct oci_backend *o, struct exec_exit *out, struct oci_warm **warm, bool *failed)
 {
 	for (int i = 0; i < o->n; i++) {
 		struct oci_task *t = &o->tasks[i];
@@ -76,6 +78,8 @@ static bool reap_one(struct oci_backend *o, struct exec_exit *out)
 		if (t->shim_is_child)
 			waitpid(t->shim_pid, NULL, 0);
 		fill_exit(t, out);
+		*warm = t->warm;
+		*failed = t->kill_at_ns || t->timed_out || out->failure_reason[0] || out->signal;
 		close(t->shim_pidfd);
 		if (t->init_pidfd >= 0)
 			close(t->init_pidfd);
@@ -90,12 +94,20 @@ int oci_wait_exit(struct exec_backend *b, int timeout_ms, struct exec_exit *out)
 	struct oci_backend *o = as_oci(b);
 	int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000;
 	for (;;) {
+		struct oci_warm *warm = NULL;
+		bool failed = false;
 		pthread_mutex_lock(&o->mu);
-		if (reap_one(o, out)) {
-			pthread_mutex_unlock(&o->mu);
+		bool reaped = reap_one(o, out, &warm, &failed);
+		pthread_mutex_unlock(&o->mu);
+		if (warm)
+			oci_warm_release(o, warm, failed);
+		if (reaped)
 			return 1;
-		}
+		int warm_ms = oci_warm_expire(o, false);
+		pthread_mutex_lock(&o->mu);
 		int deadline_ms = enforce_deadlines(o);
+		if (warm_ms >= 0 && (deadline_ms < 0 || warm_ms < deadline_ms))
+			deadline_ms = warm_ms;
 		int n = o->n;
 		struct pollfd *fds = xcalloc((size_t)n + 1, sizeof *fds);
 		for (int i = 0; i < n; i++)

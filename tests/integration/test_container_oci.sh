@@ -5,7 +5,8 @@
 # exactly the task's own /dev/nvidiaN (the device cgroup refuses the other
 # GPU's node even to a process given CAP_MKNOD back), the outcomes a user
 # sees (oom, timeout, image_not_found, cancelled) with usage, logs -f while
-# it runs, and clear errors for bad imports.
+# it runs, clear errors for bad imports, and warm containers reused by one
+# client (scratch wiped between), never across two.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/oci_env.sh"
 
@@ -142,8 +143,28 @@ wait_for_state "$id" running 60
 followed=$(timeout 60 "$G" logs -f "$id")
 assert_eq "line1 line2 line3" "$(tr '\n' ' ' <<<"$followed" | sed 's/ $//')" "gpunode logs -f"
 
+# --- warm containers: one client's tasks share one (scratch wiped between), two clients never ---
+alice=$(cli token create --client alice)
+bob=$(cli token create --client bob)
+peek='echo "host=$(hostname) seen=$(cat /work/mark 2>/dev/null || echo none)"; echo left-by-$GPUNODE_TASK_ID > /work/mark'
+run_as() { # TOKEN — one warm task, waits for it, prints its log
+	local tid
+	tid=$(GPUNODE_TOKEN=$1 cli submit --image busybox:local --reuse-warm -- sh -c "$peek")
+	wait_for_state "$tid" succeeded 60
+	cli logs "$tid"
+}
+a1=$(run_as "$alice")
+a2=$(run_as "$alice")
+b1=$(run_as "$bob")
+host_of() { sed -n 's/^host=\([^ ]*\).*/\1/p' <<<"$1"; }
+assert_contains "$(host_of "$a1")" "warm-" "alice's task runs in a warm container"
+assert_eq "$(host_of "$a1")" "$(host_of "$a2")" "alice's second task runs in her warm container"
+assert_contains "$a2" "seen=none" "the scratch dir is wiped between two tasks in one warm container"
+assert_ne "$(host_of "$a1")" "$(host_of "$b1")" "bob's task must not run in alice's warm container"
+assert_eq 2 "$(oci_runtime list -q 2>/dev/null | grep -c '^warm-')" "one warm container each for alice and bob"
+
 stop_node
-assert_eq "" "$(oci_runtime list -q 2>/dev/null)" "containers left in $OCI_RUNTIME after the node stopped"
+assert_eq "" "$(oci_runtime list -q 2>/dev/null)" "containers (warm ones too) left in $OCI_RUNTIME after the node stopped"
 assert_eq "" "$(ls -d /sys/fs/cgroup/gpunode/"$host".* /sys/fs/cgroup/*/gpunode/"$host".* 2>/dev/null)" "cgroups left after the node stopped"
 cli image rm busybox:oci --data "$data"
 assert_eq "busybox:dir busybox:local" "$(cli image ls --data "$data" --json | jq -r '[.images[].name] | join(" ")')" "image ls after rm"

@@ -511,3 +511,137 @@ ParameterizedTest(int *rt_id, oci, agent_cgroup_kept, .init = setup, .fini = tea
 	b->destroy(b);
 	cr_assert_not(cgroup_exists(parent), "%s left after the agent stopped", parent);
 }
+
+/* --- warm containers ------------------------------------------------ */
+
+/* Runs script as client's warm task n and returns its log (static). */
+static char *run_warm(struct exec_backend *b, int n, const char *client, const char *script)
+{
+	static struct run r;
+	run_init(&r, n, script);
+	r.s.client = client;
+	r.s.reuse_warm = true;
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert_str_eq(x.task_id, r.id);
+	cr_assert_eq(x.exit_code, 0, "%s: %s", read_log(&r), x.failure_message);
+	b->cleanup(b, r.id);
+	return read_log(&r);
+}
+
+/* The warm containers on disk (STATE/oci/warm) and in the runtime. */
+static int warm_count(const char *runtime)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "{ ls %s/oci/warm; %s --root %s/oci/root list -q 2>/dev/null | grep '^warm-'; } | wc -l",
+		 state, runtime, state);
+	FILE *p = popen(cmd, "r");
+	int n = -1;
+	if (p && fscanf(p, "%d", &n) != 1)
+		n = -1;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+#define PEEK "echo host=$(hostname); ls /work; touch /work/mark-$GPUNODE_TASK_ID; echo id=$(id -u)"
+
+RUNTIME_PARAMS(warm_reuse)
+ParameterizedTest(int *rt_id, oci, warm_reuse, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	char a1[256], a2[256], b1[256];
+	str_copy(a1, sizeof a1, run_warm(b, 30, "alice", PEEK));
+	str_copy(a2, sizeof a2, run_warm(b, 31, "alice", PEEK));
+	str_copy(b1, sizeof b1, run_warm(b, 32, "bob", PEEK));
+	char *h1 = strstr(a1, "host=warm-"), *h2 = strstr(a2, "host=warm-"), *h3 = strstr(b1, "host=warm-");
+	cr_assert(h1 && h2 && h3, "runs in warm containers: %s | %s | %s", a1, a2, b1);
+	cr_assert_eq(strcspn(h1, "\n"), strcspn(h2, "\n"));
+	cr_assert_eq(strncmp(h1, h2, strcspn(h1, "\n")), 0, "alice's second run reuses her container: %s | %s", a1, a2);
+	cr_assert_neq(strncmp(h1, h3, strcspn(h1, "\n")), 0, "bob ran in alice's container: %s | %s", a1, b1);
+	cr_assert_null(strstr(a2, "mark-"), "the scratch dir is wiped between runs: %s", a2);
+	cr_assert_not_null(strstr(a1, "id=0"), "%s", a1);
+	cr_assert_eq(warm_count(runtime_names[*rt_id]), 4, "two warm containers, on disk and in the runtime");
+	b->destroy(b);
+	cr_assert_eq(warm_count(runtime_names[*rt_id]), 0, "warm containers left after destroy");
+}
+
+/* A stopped run may leave processes behind: its container is not reused. */
+RUNTIME_PARAMS(warm_stopped_discarded)
+ParameterizedTest(int *rt_id, oci, warm_stopped_discarded, .init = setup, .fini = teardown)
+{
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	char first[256];
+	str_copy(first, sizeof first, run_warm(b, 33, "alice", PEEK));
+	struct run r;
+	run_init(&r, 34, "sleep 60");
+	r.s.client = "alice";
+	r.s.reuse_warm = true;
+	struct err e;
+	cr_assert_eq(start(b, &r, &e), 0, "%s", e.msg);
+	cr_assert_eq(b->stop(b, r.id, 0), 0);
+	struct exec_exit x;
+	wait_one(b, &x);
+	cr_assert(x.signal == SIGTERM || x.signal == SIGKILL, "the stop reached the exec'd run (code %d)", x.exit_code);
+	b->cleanup(b, r.id);
+	char *after = run_warm(b, 35, "alice", PEEK);
+	char *h1 = strstr(first, "host="), *h2 = strstr(after, "host=");
+	cr_assert(h1 && h2);
+	cr_assert_neq(strncmp(h1, h2, strcspn(h1, "\n")), 0, "the stopped run's container was reused");
+	b->destroy(b);
+}
+
+/* An idle warm container goes after the idle time. */
+RUNTIME_PARAMS(warm_idle_expiry)
+ParameterizedTest(int *rt_id, oci, warm_idle_expiry, .init = setup, .fini = teardown)
+{
+	setenv("GPUNODE_OCI_WARM_IDLE_MS", "300", 1);
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	run_warm(b, 36, "alice", "true");
+	cr_assert_eq(warm_count(runtime_names[*rt_id]), 2);
+	struct exec_exit x;
+	for (int i = 0; i < 100 && warm_count(runtime_names[*rt_id]) > 0; i++)
+		cr_assert_eq(b->wait_exit(b, 100, &x), 0);
+	cr_assert_eq(warm_count(runtime_names[*rt_id]), 0, "the idle warm container is still there after 10 s");
+	b->destroy(b);
+}
+
+/* A killed agent's warm containers (and a run in one) do not outlive the
+ * next agent's adopt. */
+RUNTIME_PARAMS(warm_after_agent_kill)
+ParameterizedTest(int *rt_id, oci, warm_after_agent_kill, .init = setup, .fini = teardown)
+{
+	int ready[2];
+	cr_assert_eq(pipe(ready), 0);
+	pid_t agent = fork();
+	if (agent == 0) {
+		struct exec_backend *b = backend(runtime_names[*rt_id]);
+		run_warm(b, 37, "alice", "true");
+		struct run r;
+		run_init(&r, 38, "sleep 60");
+		r.s.client = "bob";
+		r.s.reuse_warm = true;
+		struct err e;
+		if (start(b, &r, &e) < 0)
+			_exit(1);
+		write(ready[1], "k", 1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the first agent could not start its runs");
+	kill(agent, SIGKILL);
+	waitpid(agent, NULL, 0);
+	cr_assert_eq(warm_count(runtime_names[*rt_id]), 4);
+	struct exec_backend *b = backend(runtime_names[*rt_id]);
+	struct exec_adopt adopt[1] = {0};
+	snprintf(adopt[0].task_id, sizeof adopt[0].task_id, "00000000000a%08d", 38);
+	struct err e;
+	cr_assert_eq(b->adopt(b, "test-host", adopt, 1, &e), 0, "%s", e.msg);
+	cr_assert_eq(adopt[0].state, EXEC_ADOPT_GONE, "a run in a warm container is not taken back");
+	cr_assert_eq(warm_count(runtime_names[*rt_id]), 0, "warm containers left after adopt");
+	cr_assert_eq(b->running(b), 0);
+	b->destroy(b);
+}
