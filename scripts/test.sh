@@ -18,7 +18,8 @@ run_unit() {
 	local dir=$1 log="$1/meson-logs/testlog.json" p f
 	echo "== unit tests ($dir)"
 	rm -f "$log"
-	meson test -C "$dir" --print-errorlogs
+	# Sanitized builds run 2-5x slower: their time limits are hang guards, not timings.
+	meson test -C "$dir" --print-errorlogs ${GPUNODE_SANITIZED:+--timeout-multiplier 3}
 	local rc=$?
 	if [[ -s "$log" ]]; then
 		# One JSON object per test; OK and EXPECTEDFAIL pass, SKIP counts as neither.
