@@ -76,6 +76,7 @@ struct oci_backend {
 	struct gpu_mount *cdi_mounts; /* driver files for real GPUs (read once) */
 	int n_cdi_mounts;
 	struct oci_shim spare; /* lock held */
+	bool spare_starting;   /* a start is starting the next spare */
 	int runtime_fd;        /* sealed memfd copy of runtime, -1: none (lock held) */
 	struct stat runtime_st; /* of the file it was copied from */
 	bool stopping;         /* destroy began: no more spares */

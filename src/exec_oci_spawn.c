@@ -171,22 +171,27 @@ void oci_shim_discard(struct oci_shim *sh)
 
 void oci_shim_replenish(struct oci_backend *o)
 {
+	/* Starts side by side each come here: one of them starts the spare. */
 	pthread_mutex_lock(&o->mu);
-	bool have = o->spare.pid > 0 || o->stopping;
-	if (!have)
+	bool skip = o->spare.pid > 0 || o->spare_starting || o->stopping;
+	if (!skip) {
+		o->spare_starting = true;
 		refresh_runtime_copy(o);
+	}
 	pthread_mutex_unlock(&o->mu);
 	struct oci_shim sh;
 	struct err e;
-	if (have || spawn(o, &sh, &e) < 0)
+	if (skip)
 		return;
+	bool made = spawn(o, &sh, &e) == 0;
 	pthread_mutex_lock(&o->mu);
-	bool keep = o->spare.pid <= 0 && !o->stopping;
+	o->spare_starting = false;
+	bool keep = made && !o->stopping;
 	if (keep)
 		o->spare = sh;
 	pthread_mutex_unlock(&o->mu);
-	if (!keep)
-		oci_shim_discard(&sh); /* another start made one meanwhile */
+	if (made && !keep)
+		oci_shim_discard(&sh); /* destroy began meanwhile */
 }
 
 int oci_shim_send(struct oci_shim *sh, const char *bundle, const char *id, const char *cgroup, const char *log,
