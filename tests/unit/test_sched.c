@@ -383,6 +383,78 @@ Test(sched, frag_leaves_scarce_models_to_the_work_pinned_to_them)
 	cr_assert_str_eq(free_to_go_lands_on("G2", 1, "T4", 4), "T4");
 }
 
+/* A host of n H100s that tracks CPU (memory untracked). */
+static struct host *add_cpu_host(struct pool *p, const char *id, int n, int64_t cpu_milli)
+{
+	struct gpu g[TASK_MAX_GPUS];
+	memset(g, 0, sizeof g);
+	for (int i = 0; i < n; i++) {
+		snprintf(g[i].uuid, sizeof g[i].uuid, "GPU-%s-%d", id, i);
+		g[i].index = i;
+		str_copy(g[i].model, sizeof g[i].model, "H100-80GB");
+		g[i].vram_mb = 81920;
+		g[i].nvlink_group = -1;
+	}
+	return pool_upsert_host(p, id, g, n, cpu_milli, 0);
+}
+
+Test(sched, frag_does_not_strand_a_gpu_by_taking_its_hosts_last_cpu)
+{
+	/* Small: 1 GPU, 8 cores. Big: 2 GPUs, 32 cores. A 500-milli share with
+	 * 8 cores arrives; the workload is 40 % whole GPUs with 1 core, 40 %
+	 * whole GPUs with 16 cores (they never fit small) and 20 % 500-milli
+	 * shares with 1 core. On small the share takes every core, so the other
+	 * 500 milli are dead: no shape can ever use them. By the expectation
+	 * over shapes alone small looks cheaper (+100: the 16-core shape
+	 * counted small's GPU as lost already; big costs +400, a 500 hole for
+	 * the whole-GPU shapes),
+	 * rounded -47 against -40. Charging the 500 dead milli makes small
+	 * +600 (-35), and the share goes to big, where a later 500 share fits
+	 * the hole. Small comes first: a tie would take it. */
+	struct pool *p = pool_new();
+	add_cpu_host(p, "small", 1, 8000);
+	struct host *big = add_cpu_host(p, "big", 2, 32000);
+	struct sched_shape shapes[] = {
+		{ .res = { .gpus = 1, .milli = 1000, .cpu_milli = 1000 }, .weight = 0.4 },
+		{ .res = { .gpus = 1, .milli = 1000, .cpu_milli = 16000 }, .weight = 0.4 },
+		{ .res = { .gpus = 1, .milli = 500, .cpu_milli = 1000 }, .weight = 0.2 },
+	};
+	struct sched_config c = config(SCHED_POLICY_FRAG);
+	c.shapes = shapes;
+	c.n_shapes = 3;
+	struct task *t = mk(1, 500);
+	t->res.cpu_milli = 8000;
+	struct placement pl;
+	cr_assert(sched_place(p, &t->res, &c, &pl));
+	cr_assert_eq(pl.host, big);
+	pool_free(p);
+	free(t);
+}
+
+Test(sched, frag_counts_gpus_that_the_hosts_cpu_cannot_feed)
+{
+	/* Two hosts of 4 free GPUs: narrow has 16 cores, wide 64. All the work
+	 * is whole GPUs with 8 cores each. A CPU-only task of 8 cores arrives.
+	 * To FGD both hosts still fit the shape after it, so nothing changes
+	 * (delta 0 both) and best fit takes narrow. Counted in pods, narrow can
+	 * feed 2 pods, then 1: one more of its GPUs will never be used (+1000),
+	 * while wide still feeds all 4. The task goes to wide. */
+	struct pool *p = pool_new();
+	add_cpu_host(p, "narrow", 4, 16000);
+	struct host *wide = add_cpu_host(p, "wide", 4, 64000);
+	struct sched_shape shapes[] = { { .res = { .gpus = 1, .milli = 1000, .cpu_milli = 8000 }, .weight = 1.0 } };
+	struct sched_config c = config(SCHED_POLICY_FRAG);
+	c.shapes = shapes;
+	c.n_shapes = 1;
+	struct task *t = mk(0, 0);
+	t->res.cpu_milli = 8000;
+	struct placement pl;
+	cr_assert(sched_place(p, &t->res, &c, &pl));
+	cr_assert_eq(pl.host, wide);
+	pool_free(p);
+	free(t);
+}
+
 Test(sched, frag_follows_given_target_shapes)
 {
 	/* Two empty 2-GPU hosts and one with a 500-milli hole. A 500 share would
