@@ -62,7 +62,7 @@ struct node {
 	int known_reserved;
 	int64_t last_full_pass_ms;
 	int64_t next_full_pass_ns;   /* pacing of full passes (mono clock) */
-	int64_t first_arrival_ns;    /* when the oldest pending arrival came */
+	int64_t last_pass_ns;        /* when the last pass ran: arrival passes are rate limited */
 
 	/* Drained GPUs (DATA/gpu-drains) of hosts not registered since the
 	 * node started: applied when their host registers (node_gpu.c). */

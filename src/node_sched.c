@@ -29,17 +29,17 @@
 
 #define SCHED_FULL_PASS_MS 1000
 #define SCHED_TICK_MS 200
-/* Arrivals are gathered this long before an arrival pass: waking the
- * scheduler for every submission halved the node's submit rate. */
+/* At most one arrival pass per this interval: waking the scheduler for
+ * every submission halved the node's submit rate. A task that arrives after
+ * a quiet spell is placed at once; in a burst, the arrivals of the next
+ * interval are gathered into one pass. */
 #define SCHED_ARRIVAL_BATCH_NS 1000000L
 
 /* Only the first arrival after a pass wakes the scheduler. */
 void node_note_arrival_locked(struct node *n, const struct task *t)
 {
-	if (n->n_arrivals == 0) {
-		n->first_arrival_ns = mono_ns();
+	if (n->n_arrivals == 0)
 		node_kick_locked(n);
-	}
 	if (n->n_arrivals == n->cap_arrivals) {
 		n->cap_arrivals = n->cap_arrivals ? n->cap_arrivals * 2 : 1024;
 		n->arrivals = xrealloc(n->arrivals, n->cap_arrivals * sizeof *n->arrivals);
@@ -174,7 +174,7 @@ void *node_sched_main(void *arg)
 		int64_t now = now_ms();
 		bool full = !arrival_pass_is_exact(n, now);
 		int64_t pace = full ? n->next_full_pass_ns - mono_ns() :
-				      n->first_arrival_ns + SCHED_ARRIVAL_BATCH_NS - mono_ns();
+				      n->last_pass_ns + SCHED_ARRIVAL_BATCH_NS - mono_ns();
 		if (pace > 0 && (full || n->n_arrivals > 0)) {
 			wait_for_change(n, pace); /* paced or batching: see above */
 			continue;
@@ -185,6 +185,7 @@ void *node_sched_main(void *arg)
 		expire_locked(n, now);
 		node_check_hosts_locked(n, now);
 		place_locked(n, full, now, &b);
+		n->last_pass_ns = mono_ns();
 	}
 	pthread_mutex_unlock(&n->mu);
 	free(b.order);
