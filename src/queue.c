@@ -357,6 +357,7 @@ void queue_config_default(struct queue_config *c)
 	c->aging_period_ms = 10000;
 	c->aging_max_points = 60;
 	c->category_boost[TASK_CAT_INFERENCE] = 50;
+	c->small_job_points = 8;
 }
 
 struct queue *queue_new(const struct queue_config *c)
@@ -407,7 +408,8 @@ void queue_free(struct queue *q)
 static int64_t queue_base_priority(const struct queue *q, const struct task *t)
 {
 	int boost = (unsigned)t->category < TASK_CAT_COUNT ? q->cfg.category_boost[t->category] : 0;
-	return (int64_t)t->priority + boost;
+	int whole_gpus = t->res.gpus > 1 ? t->res.gpus : 1; /* a share of one GPU counts as one */
+	return (int64_t)t->priority + boost + q->cfg.small_job_points / whole_gpus;
 }
 
 void queue_push(struct queue *q, struct task *t)

@@ -192,6 +192,7 @@ done:
 	"  --policy P         placement: frag | bestfit (default: the node's default, frag)\n" \
 	"  --aging-period S   default queue: one priority point per S seconds waited (node default 10)\n" \
 	"  --aging-max N      default queue: aging stops at N points (node default 60; 0: no limit)\n" \
+	"  --small-job-points N  default queue: N / whole GPUs priority points (node default 8; 0: off)\n" \
 	"  --reserve-after S  backfill: a blocked job reserves a host after S seconds (node default 60;\n" \
 	"                     -1: never)\n" \
 	"  --out FILE         per-task CSV: job,client,submit_s,start_s,end_s,wait_s,host,gpus\n" \
@@ -227,7 +228,7 @@ static const char trace_help_fmt[] =
 
 struct sim_jobs_args {
 	const char *file, *queue, *policy, *out;
-	struct cli_int hosts, gpus_per_host, aging_s, aging_max, reserve_s;
+	struct cli_int hosts, gpus_per_host, aging_s, aging_max, small_points, reserve_s;
 	bool json, quiet;
 };
 
@@ -250,6 +251,8 @@ static int sim_jobs_check(const char *verb, const struct sim_jobs_args *a, const
 		o->queue.aging_period_ms = a->aging_s.value * 1000;
 	if (a->aging_max.set)
 		o->queue.aging_max_points = a->aging_max.value;
+	if (a->small_points.set)
+		o->queue.small_job_points = (int)a->small_points.value;
 	if (a->reserve_s.set)
 		o->sched.reserve_after_ms = a->reserve_s.value < 0 ? -1 : a->reserve_s.value * 1000;
 	o->progress = a->quiet ? NULL : stderr;
@@ -310,6 +313,7 @@ static int sim_jobs_verb(int argc, char **argv, const char *verb, const char *he
 		{"--policy", 0, CLI_OPT_STRING, &a.policy, 0, 0},
 		{"--aging-period", 0, CLI_OPT_INT, &a.aging_s, 0, 86400 * 365},
 		{"--aging-max", 0, CLI_OPT_INT, &a.aging_max, 0, 1000000},
+		{"--small-job-points", 0, CLI_OPT_INT, &a.small_points, 0, 1000},
 		{"--reserve-after", 0, CLI_OPT_INT, &a.reserve_s, -1, 86400 * 365},
 		{"--out", 0, CLI_OPT_STRING, &a.out, 0, 0},
 		{"--json", 0, CLI_OPT_FLAG, &a.json, 0, 0},

@@ -84,6 +84,32 @@ Test(queue, arrival_order_breaks_ties)
 		free(t[i]);
 }
 
+/* Job size: at equal priority, an 8-GPU task queued first runs after a
+ * 1-GPU task queued 30 s later (8 points against 1 + 3 of aging); with the
+ * size factor off, arrival decides. */
+Test(queue, a_smaller_job_goes_first_at_equal_priority)
+{
+	struct task *wide = mk("a", 0, TASK_CAT_TRAINING, 0);
+	struct task *one = mk("a", 0, TASK_CAT_TRAINING, 30000);
+	wide->res.gpus = 8;
+	struct queue *q = queue_plain();
+	queue_push(q, wide);
+	queue_push(q, one);
+	cr_assert_eq(position(q, 31000, one), 0, "the 1-GPU task first");
+	cr_assert_eq(position(q, 31000, wide), 1);
+	queue_free(q);
+
+	struct queue_config c;
+	queue_config_default(&c);
+	c.small_job_points = 0;
+	q = queue_new(&c);
+	queue_push(q, wide);
+	queue_push(q, one);
+	cr_assert_eq(position(q, 31000, wide), 0, "size off: the older task first");
+	queue_free(q);
+	free(wide), free(one);
+}
+
 Test(queue, aging_lets_an_old_low_priority_task_win)
 {
 	struct queue *q = queue_plain(); /* +1 point per 10 s */
@@ -230,7 +256,8 @@ static int64_t ref_eff(const struct queue_config *c, const struct task *t, int64
 {
 	int64_t waited = now - t->queued_ms;
 	int64_t age = waited > 0 ? waited / c->aging_period_ms : 0;
-	return t->priority + c->category_boost[t->category] + age;
+	int whole = t->res.gpus > 1 ? t->res.gpus : 1;
+	return t->priority + c->category_boost[t->category] + c->small_job_points / whole + age;
 }
 
 static struct ref_client *ref_client(struct ref_client *cl, int n, const char *name)

@@ -225,13 +225,28 @@ Test(sim_jobs, sjf_runs_the_shortest_that_fits)
 	run_free(&r);
 }
 
-/* The node's queue: at 100 the order is B, C, D (by age). B starts; C does
+/* The node's queue: at 100 the order is B, D (1 GPU: 8 points of job size),
+ * C (2 GPUs: 4). B and D start; C starts when B ends (110). */
+Test(sim_jobs, default_runs_the_smaller_job_first)
+{
+	struct run r;
+	run_trace(two_gpu_trace, 1, 2, SIM_QUEUE_DEFAULT, NULL, &r);
+	assert_starts(&r, (const int64_t[]){ 0, 100, 110, 100 });
+	run_free(&r);
+}
+
+static void no_job_size(struct sim_jobs_opts *o)
+{
+	o->queue.small_job_points = 0;
+}
+
+/* Without job size the order at 100 is B, C, D (by age). B starts; C does
  * not fit and has waited 98 s >= reserve_after (60 s), so it reserves the
  * host and D may not backfill: the same schedule as FIFO. */
 Test(sim_jobs, default_reservation_holds_the_host_for_the_blocked_gang)
 {
 	struct run r;
-	run_trace(two_gpu_trace, 1, 2, SIM_QUEUE_DEFAULT, NULL, &r);
+	run_trace(two_gpu_trace, 1, 2, SIM_QUEUE_DEFAULT, no_job_size, &r);
 	assert_starts(&r, (const int64_t[]){ 0, 100, 110, 160 });
 	run_free(&r);
 }
@@ -239,6 +254,7 @@ Test(sim_jobs, default_reservation_holds_the_host_for_the_blocked_gang)
 static void no_reservation(struct sim_jobs_opts *o)
 {
 	o->sched.reserve_after_ms = -1;
+	o->queue.small_job_points = 0;
 }
 
 /* Without the reservation D backfills at 100 beside B and C still starts at
