@@ -108,6 +108,18 @@ stop() {
 		sleep 0.2
 	done
 	rm -f "$dir/dockerd.pid"
+	unmount_leftovers "$dir"
+}
+
+# A daemon that was killed (or one that exits quickly) can leave its data
+# root's own bind mount and overlay mounts behind, and then the caller cannot
+# remove DIR: unmount whatever is still mounted under it, deepest first.
+unmount_leftovers() {
+	local abs m
+	abs=$(cd "$1" 2>/dev/null && pwd) || return 0
+	awk -v p="$abs/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
 }
 
 [[ $# -eq 2 ]] || usage

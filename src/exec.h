@@ -144,6 +144,15 @@ struct exec_backend *exec_process_new(struct err *e);
 char **exec_env_build(const struct exec_spec *s, const char *path, const char *home, int *n_out);
 void exec_env_free(char **env);
 
+/* Warm containers (docker and oci backends): the key a task may reuse a
+ * warm container by. The client comes first, so two clients never share one;
+ * then everything the container was made with (image, limits, network,
+ * read-only root, GPU device nodes). */
+void exec_warm_key(const struct exec_spec *s, char *key, size_t cap);
+/* Empties a warm container's scratch dir between runs; the dir itself stays
+ * (it is mounted). Symlinks in it are removed, never followed. */
+void exec_wipe_scratch(const char *dir);
+
 /* Fills x as a failure of the given reason with a formatted message. */
 void exec_exit_set_failure(struct exec_exit *x, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -4,7 +4,6 @@
  * the rest of the key (image, limits, network, GPU devices) is what its
  * creation fixed and a task could not change afterwards. */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,28 +12,6 @@
 
 #include "exec_docker_impl.h"
 #include "util.h"
-
-static void warm_key(const struct exec_spec *s, char *key, size_t cap)
-{
-	int off = snprintf(key, cap, "%s|%s|%lld|%lld|%lld|%d|%d", s->client ? s->client : "", s->image,
-			   (long long)s->memory_bytes, (long long)s->cpu_milli, (long long)s->pids_limit, s->network,
-			   s->readonly_rootfs);
-	for (int i = 0; i < s->n_devnodes && off > 0 && (size_t)off < cap; i++)
-		off += snprintf(key + off, cap - (size_t)off, "|%s", s->devnodes[i].host_path);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	if (ftw->level == 0)
-		return 0; /* the scratch dir itself stays: it is mounted */
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* Empties a scratch dir (symlinks removed, never followed). */
-static void wipe_dir(const char *dir)
-{
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* An idle warm container of this key, marked busy; NULL when none. */
 static struct docker_warm *take_idle(struct docker_backend *b, const char *key)
@@ -107,7 +84,7 @@ int docker_warm_start(struct docker_backend *b, const struct exec_spec *s, struc
 		      struct err *e)
 {
 	char key[1024];
-	warm_key(s, key, sizeof key);
+	exec_warm_key(s, key, sizeof key);
 	struct docker_warm *w = take_idle(b, key);
 	bool reused = w != NULL;
 	if (!w && !(w = make_warm(b, s, key, reason, e)))
@@ -145,7 +122,7 @@ static void drop_warm(struct docker_backend *b, struct docker_warm *w)
 {
 	unlink_warm(b, w);
 	docker_remove(b, w->container);
-	wipe_dir(w->scratch);
+	exec_wipe_scratch(w->scratch);
 	rmdir(w->scratch);
 	free(w);
 }
@@ -161,7 +138,7 @@ void docker_warm_release(struct docker_backend *b, struct docker_run *r)
 		drop_warm(b, w);
 		return;
 	}
-	wipe_dir(w->scratch);
+	exec_wipe_scratch(w->scratch);
 	w->busy = false;
 	w->idle_since_ms = now_ms();
 }

@@ -1,5 +1,7 @@
-/* exec_env.c — what every backend shares: the task's environment and the
- * shape of a failed exit. */
+/* exec_env.c — what every backend shares: the task's environment, the
+ * shape of a failed exit, and the warm containers' key and scratch wipe. */
+#include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,4 +68,25 @@ void exec_exit_set_failure(struct exec_exit *x, const char *reason, const char *
 	va_start(ap, fmt);
 	vsnprintf(x->failure_message, sizeof x->failure_message, fmt, ap);
 	va_end(ap);
+}
+
+void exec_warm_key(const struct exec_spec *s, char *key, size_t cap)
+{
+	int off = snprintf(key, cap, "%s|%s|%lld|%lld|%lld|%d|%d", s->client ? s->client : "", s->image,
+			   (long long)s->memory_bytes, (long long)s->cpu_milli, (long long)s->pids_limit, s->network,
+			   s->readonly_rootfs);
+	for (int i = 0; i < s->n_devnodes && off > 0 && (size_t)off < cap; i++)
+		off += snprintf(key + off, cap - (size_t)off, "|%s", s->devnodes[i].host_path);
+}
+
+static int remove_below_top(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (ftw->level == 0)
+		return 0; /* the scratch dir itself stays: it is mounted */
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+void exec_wipe_scratch(const char *dir)
+{
+	nftw(dir, remove_below_top, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -13,7 +13,6 @@
  * containers and their runs are removed (STATE/oci/warm). */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,28 +32,6 @@
 /* Keeps the container alive doing nothing, and lets it stop at once. */
 static char *const idle_argv[] = {"/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done",
 				  NULL};
-
-static void warm_key(const struct exec_spec *s, char *key, size_t cap)
-{
-	int off = snprintf(key, cap, "%s|%s|%lld|%lld|%lld|%d|%d", s->client ? s->client : "", s->image,
-			   (long long)s->memory_bytes, (long long)s->cpu_milli, (long long)s->pids_limit, s->network,
-			   s->readonly_rootfs);
-	for (int i = 0; i < s->n_devnodes && off > 0 && (size_t)off < cap; i++)
-		off += snprintf(key + off, cap - (size_t)off, "|%s", s->devnodes[i].host_path);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	if (ftw->level == 0)
-		return 0; /* the scratch dir itself stays: it is mounted */
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* Empties a scratch dir (symlinks removed, never followed). */
-static void wipe_dir(const char *dir)
-{
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* An idle warm container of this key, marked busy; NULL when none. A
  * container whose init died meanwhile is left for expire to remove. */
@@ -133,7 +110,7 @@ int oci_warm_start(struct oci_backend *o, const struct exec_spec *s, const char 
 		   struct err *e)
 {
 	char key[1024];
-	warm_key(s, key, sizeof key);
+	exec_warm_key(s, key, sizeof key);
 	struct oci_warm *w = take_idle(o, key);
 	bool reused = w != NULL;
 	if (!w && !(w = make_warm(o, s, key, img, e)))
@@ -186,7 +163,7 @@ void oci_warm_release(struct oci_backend *o, struct oci_warm *w, bool failed)
 	if (!failed) {
 		char scratch[OCI_PATH_MAX + 96];
 		snprintf(scratch, sizeof scratch, "%s/scratch", w->bundle);
-		wipe_dir(scratch);
+		exec_wipe_scratch(scratch);
 	}
 	pthread_mutex_lock(&o->mu);
 	if (failed)

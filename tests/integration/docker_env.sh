@@ -14,7 +14,7 @@ if [[ -z "${DOCKER_HOST:-}" ]]; then
 		fail "could not start dockerd (scripts/dockerd.sh start $_own_dockerd)"
 	export DOCKER_HOST
 	_stop_own_dockerd() { "$REPO_ROOT/scripts/dockerd.sh" stop "$_own_dockerd" || true; }
-	trap '_lib_on_exit; _stop_own_dockerd' EXIT
+	on_exit _stop_own_dockerd # (a second EXIT trap never ran: _lib_on_exit exits)
 fi
 curl -fsS --max-time 5 --unix-socket "${DOCKER_HOST#unix://}" http://docker/_ping >/dev/null ||
 	fail "no dockerd answers on $DOCKER_HOST"
