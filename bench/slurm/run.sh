@@ -153,6 +153,10 @@ t2=$(now)
 cd - >/dev/null
 STOP_SIGNAL=TERM stop_all
 pids=()
+# Slurm's state and spool writes are still being flushed: gpunode's commits
+# (fsync) must not queue behind them. Each system runs on a settled disk.
+sync
+sleep 1
 
 # ---- gpunode ----
 progress "gpunode: $COUNT 'true' tasks through gpunode up (8 simulated H100s, process executor)"
