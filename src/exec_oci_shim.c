@@ -86,19 +86,28 @@ static int wait_init(pid_t init)
 	}
 }
 
-/* The exit file, through a rename, so a reader sees all of it or none. */
-static void write_exit(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
+/* Writes text to the bundle's file name through a rename, so a reader (the
+ * agent, or one restarted) sees all of it or none. */
+static void write_bundle_file(const struct shim *s, const char *name, const char *text)
 {
 	char path[4160], tmp[4200];
-	snprintf(path, sizeof path, "%s/%s", s->bundle, OCI_FILE_EXIT);
+	snprintf(path, sizeof path, "%s/%s", s->bundle, name);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return;
-	fprintf(f, "%d %d %lld %lld %lld\n", code, sig, (long long)st->oom_kills, (long long)st->cpu_ns,
-		(long long)st->peak_bytes);
+	fputs(text, f);
 	if (fclose(f) == 0)
 		rename(tmp, path);
+}
+
+/* The exit file: code, signal and what the cgroup said. */
+static void write_exit(const struct shim *s, int code, int sig, const struct oci_cgroup_stats *st)
+{
+	char text[128];
+	snprintf(text, sizeof text, "%d %d %lld %lld %lld\n", code, sig, (long long)st->oom_kills, (long long)st->cpu_ns,
+		 (long long)st->peak_bytes);
+	write_bundle_file(s, OCI_FILE_EXIT, text);
 }
 
 /* Deletes the container, unmounts its rootfs, writes the exit file. A warm
@@ -167,18 +176,12 @@ static pid_t find_init(void)
 	}
 }
 
-/* The init's pid for a restarted agent (adopt), through a rename. */
+/* The init's pid for a restarted agent (adopt). */
 static void write_init_pid(const struct shim *s, pid_t init)
 {
-	char path[4160], tmp[4200];
-	snprintf(path, sizeof path, "%s/%s", s->bundle, OCI_FILE_INIT_PID);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return;
-	fprintf(f, "%d\n", (int)init);
-	if (fclose(f) == 0)
-		rename(tmp, path);
+	char text[32];
+	snprintf(text, sizeof text, "%d\n", (int)init);
+	write_bundle_file(s, OCI_FILE_INIT_PID, text);
 }
 
 /* `run --detach`: create and start in one runtime process (a separate
