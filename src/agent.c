@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent_exec.h"
+#include "agent_spares.h"
 #include "client.h"
 #include "exec.h"
 #include "gpu_monitor.h"
@@ -73,12 +74,14 @@ struct agent {
 	char removing[TASK_ID_LEN + 1]; /* the task whose files the janitor removes now */
 	char (*trash)[TASK_ID_LEN + 1];
 	size_t n_trash, cap_trash;
+	struct spares *spares; /* delivered tasks' dirs and logs, reused */
 };
 
 /* --- on-disk layout: tasks/ID is a task's scratch dir (its cwd),
- * logs/ID.log its output, exits.journal one line per exit. Few inode
- * creations per task matter: a trivial task is cheaper than a create on
- * some filesystems. --- */
+ * logs/ID.log its output, exits.journal one line per exit, spare/ the
+ * emptied dirs and logs that the next tasks reuse. Few inode creations per
+ * task matter: a trivial task is cheaper than a create on some
+ * filesystems. --- */
 
 #define JOURNAL_COMPACT_BYTES (1 << 20)
 
@@ -103,8 +106,11 @@ static void remove_task_files(const struct agent *a, const char *id)
 {
 	char path[700];
 	task_log_path(a, id, path, sizeof path);
-	unlink(path);
+	if (!spares_keep_log(a->spares, path))
+		unlink(path);
 	task_dir(a, id, path, sizeof path);
+	if (spares_keep_dir(a->spares, path))
+		return;
 	/* Most scratch dirs are empty: one rmdir instead of a walk (open,
 	 * getdents, stat, close) spares the janitor half its syscalls. */
 	if (rmdir(path) == 0 || errno == ENOENT)
@@ -526,8 +532,10 @@ static void start_task_run(struct agent *a, struct agent_task *t)
 	if (rc == 0 && !agent_exec_admits(a->exec, &a->cfg, a->process_client, sizeof a->process_client, rs.s.client, &e))
 		rc = -1;
 	pthread_mutex_unlock(&a->mu);
-	if (rc == 0 && mkdir(t->dir, 0700) < 0 && errno != EEXIST)
+	if (rc == 0 && !spares_reuse_dir(a->spares, t->dir) && mkdir(t->dir, 0700) < 0 && errno != EEXIST)
 		rc = err_set(&e, ERR_INTERNAL, "cannot create %s: %s", t->dir, strerror(errno));
+	if (rc == 0)
+		spares_reuse_log(a->spares, log); /* else the executor creates it */
 	if (rc == 0)
 		rc = a->exec->prepare(a->exec, &rs.s, reason, &e);
 	if (rc == 0)
@@ -1013,6 +1021,11 @@ int agent_start(const struct agent_config *cfg, int64_t register_timeout_ms, str
 	pthread_mutex_init(&a->reg_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	pthread_cond_init(&a->janitor_cv, NULL);
+	a->spares = spares_open(a->cfg.state_dir, e);
+	if (!a->spares) {
+		free(a);
+		return -1;
+	}
 	pthread_create(&a->janitor, NULL, janitor_main, a);
 	a->exec = agent_exec_open(&a->cfg, e);
 	if (!a->exec || start_gpu_monitor(a, e) < 0)
@@ -1043,6 +1056,7 @@ fail:
 	pthread_mutex_unlock(&a->mu);
 	pthread_join(a->janitor, NULL);
 	free(a->trash);
+	spares_close(a->spares);
 	if (a->journal_fd >= 0)
 		close(a->journal_fd);
 	free(a);
@@ -1085,6 +1099,7 @@ void agent_stop(struct agent *a)
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->reg_mu);
 	free(a->trash);
+	spares_close(a->spares);
 	if (a->journal_fd >= 0)
 		close(a->journal_fd);
 	free(a);

@@ -5,9 +5,9 @@
  * Threads: a poller (long-polls commands, starts and stops tasks), a reaper
  * (waits for task exits), a reporter (ships logs, sends reports and
  * heartbeats, re-registers when the node asks) and a janitor (removes the
- * files of delivered tasks). On disk, under state_dir: tasks/ID/ is a task's
- * scratch dir, logs/ID.log its output, and exits.journal gets a line when it
- * ends. An agent that crashes and restarts reports the exits it had not yet
+ * files of delivered tasks, or keeps them empty in spare/ for the next ones:
+ * agent_spares.h). On disk, under state_dir: tasks/ID/ is a task's scratch
+ * dir, logs/ID.log its output, and exits.journal gets a line when it ends. An agent that crashes and restarts reports the exits it had not yet
  * delivered, and kills the orphans it can no longer account for.
  */
 #ifndef GPUNODE_AGENT_H
