@@ -161,7 +161,7 @@ static void route_metrics(struct api_call *c)
 			 "# TYPE gpunode_http_requests_total counter\n");
 	for (int k = 2; k <= 5; k++)
 		n += snprintf(extra + n, sizeof extra - (size_t)n, "gpunode_http_requests_total{class=\"%dxx\"} %llu\n",
-			      k, (unsigned long long)atomic_load(&c->api->requests_by_class[k]));
+			      k, (unsigned long long)http_server_answered(c->req->server, (unsigned)k));
 	c->resp->body = xrealloc(text, len + (size_t)n + 1);
 	memcpy(c->resp->body + len, extra, (size_t)n + 1);
 	c->resp->len = len + (size_t)n;
@@ -197,7 +197,4 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
 {
 	struct api_call c = {.api = ctx, .req = req, .resp = resp};
 	route(&c);
-	unsigned cls = resp->status / 100;
-	if (cls < 6)
-		atomic_fetch_add(&c.api->requests_by_class[cls], 1);
 }

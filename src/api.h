@@ -5,7 +5,6 @@
 #define GPUNODE_API_H
 
 #include <jansson.h>
-#include <stdatomic.h>
 
 #include "auth.h"
 #include "http_server.h"
@@ -14,7 +13,6 @@
 struct api {
 	struct node *node;
 	char data_dir[512];
-	atomic_uint_fast64_t requests_by_class[6]; /* [2] = 2xx ... [5] = 5xx */
 };
 
 /* The http_handler_fn for the node (ctx = struct api *). */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct http_server {
 	struct request_state *waiters;
 	bool kicked, stopping;
 	pthread_t waiter_thread;
+	atomic_uint_fast64_t answered[6]; /* by status class */
 };
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, struct err *e)
@@ -86,8 +88,10 @@ static void collect_body(struct request_state *rs, const char *data, size_t size
 }
 
 /* The response's body passes to MHD here. */
-static enum MHD_Result queue_response(struct MHD_Connection *conn, struct http_response *resp)
+static enum MHD_Result queue_response(struct http_server *s, struct MHD_Connection *conn, struct http_response *resp)
 {
+	if (resp->status / 100 < 6)
+		atomic_fetch_add(&s->answered[resp->status / 100], 1);
 	struct MHD_Response *r =
 		MHD_create_response_from_buffer(resp->len, resp->body ? resp->body : (char *)"", resp->body ?
 					MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -146,9 +150,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (rs->waiting) { /* resumed by the waiter */
 		rs->waiting = false;
 		finish_response(&rs->resp);
-		return queue_response(conn, &rs->resp);
+		return queue_response(s, conn, &rs->resp);
 	}
 	struct http_request req = {
+		.server = s,
 		.conn = conn,
 		.method = method,
 		.path = url,
@@ -161,7 +166,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (resp.ready && !resp.ready(resp.wait_arg))
 		return suspend_request(s, conn, rs, &resp);
 	finish_response(&resp);
-	return queue_response(conn, &resp);
+	return queue_response(s, conn, &resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -266,6 +271,11 @@ int http_server_start(const char *listen, http_handler_fn handler, void *ctx, st
 	s->port = info ? info->port : port;
 	*out = s;
 	return 0;
+}
+
+uint64_t http_server_answered(const struct http_server *s, unsigned cls)
+{
+	return cls < 6 ? atomic_load(&s->answered[cls]) : 0;
 }
 
 unsigned http_server_port(const struct http_server *s)

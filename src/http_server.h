@@ -19,7 +19,10 @@
 
 #define HTTP_BODY_MAX (1u << 20) /* 1 MiB: larger bodies get 413 */
 
+struct http_server;
+
 struct http_request {
+	const struct http_server *server;
 	void *conn; /* struct MHD_Connection * */
 	const char *method;
 	const char *path;
@@ -47,11 +50,12 @@ struct http_response {
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struct http_response *resp);
 
-struct http_server;
-
 /* listen: "127.0.0.1:7070", "[::1]:7070", "0.0.0.0:7070" (port 0: any). */
 int http_server_start(const char *listen, http_handler_fn handler, void *ctx, struct http_server **out,
 		      struct err *e);
+/* Responses sent with status class `cls` (2 = 2xx ... 5 = 5xx), counted
+ * when sent: a parked request counts with the status it ends with. */
+uint64_t http_server_answered(const struct http_server *s, unsigned cls);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(const struct http_server *s);
 /* Resumes every waiting request (their finish runs), then stops. */

@@ -48,5 +48,11 @@ assert_eq 2 "$(value 'gpunode_gpus{health="healthy"}')" 'gpunode_gpus{health="he
 assert_eq 0 "$(value 'gpunode_queue_tasks{category="batch"}')" 'gpunode_queue_tasks{category="batch"}'
 assert_eq 0 "$(value gpunode_gpu_allocated_milli)" "gpunode_gpu_allocated_milli"
 assert_eq 2000 "$(value gpunode_gpu_capacity_milli)" "gpunode_gpu_capacity_milli"
+# Nothing failed here. The agent's long polls and the acknowledgements that
+# wait for a commit are parked before they are answered: they count with the
+# status they are sent with (200), not as errors.
+assert_eq 0 "$(value 'gpunode_http_requests_total{class="5xx"}')" 'gpunode_http_requests_total{class="5xx"}'
+ok=$(value 'gpunode_http_requests_total{class="2xx"}')
+((ok >= 6)) || fail "expected the submits, reports and polls among the 2xx answers, got $ok"
 
 stop_node
