@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "client.h"
 #include "exec.h"
 #include "gpu_monitor.h"
+#include "image_store_fs.h"
 #include "util.h"
 
 #define LOG_CHUNK (1u << 20)
@@ -95,11 +95,6 @@ static void task_log_path(const struct agent *a, const char *id, char *buf, size
 	snprintf(buf, cap, "%s/logs/%.20s.log", a->cfg.state_dir, id);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* Removes a task's files: its log and its scratch dir whole (symlinks in it
  * are removed, never followed). */
 static void remove_task_files(const struct agent *a, const char *id)
@@ -115,7 +110,7 @@ static void remove_task_files(const struct agent *a, const char *id)
 	 * getdents, stat, close) spares the janitor half its syscalls. */
 	if (rmdir(path) == 0 || errno == ENOENT)
 		return;
-	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fs_remove_tree(path);
 }
 
 /* "ID CODE SIGNAL CPU_S PEAK_BYTES REASON MESSAGE", REASON "-" when none;

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "image_store_fs.h"
 #include "util.h"
 
 /* One kind (dirs or logs): slot numbers that hold a spare, and those free. */
@@ -66,17 +66,12 @@ static void put_slot(struct spares *s, struct spare_kind *k, int slot, bool kept
 	pthread_mutex_unlock(&s->mu);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 struct spares *spares_open(const char *state_dir, struct err *e)
 {
 	struct spares *s = xcalloc(1, sizeof *s);
 	snprintf(s->dir, sizeof s->dir, "%s/spare", state_dir);
 	/* Never trust what an earlier run left: start from an empty pool. */
-	nftw(s->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fs_remove_tree(s->dir);
 	if (mkdir(s->dir, 0700) < 0) {
 		err_set(e, ERR_INTERNAL, "cannot create %s: %s", s->dir, strerror(errno));
 		free(s);
