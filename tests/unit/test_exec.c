@@ -1,5 +1,6 @@
 /* Unit tests of the process executor: the real posix_spawn + pidfd path. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,31 @@ Test(exec, the_agents_environment_is_not_passed_on)
 	char log[64];
 	read_log("t3", log, sizeof log);
 	cr_assert_str_eq(log, "[]\n");
+}
+
+Test(exec, a_task_gets_default_signals_and_an_empty_mask_whatever_the_agent_has)
+{
+	/* An agent under nohup, in a process that ignores SIGPIPE and blocks
+	 * SIGTERM for sigwait (gpunode up). */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	struct err e;
+	/* exec: grep reads its own state as the task got it, not the shell's
+	 * (dash blocks every signal while it forks a child). */
+	cr_assert_eq(start("t9", "exec grep -E '^Sig(Blk|Ign)' /proc/self/status", 1, NULL, 0, &e), 0, "%s", e.msg);
+	cr_assert_eq(wait_one().exit_code, 0);
+	char log[256];
+	read_log("t9", log, sizeof log);
+	unsigned long long blocked, ignored;
+	cr_assert_eq(sscanf(log, "SigBlk: %llx SigIgn: %llx", &blocked, &ignored), 2, "%s", log);
+	cr_assert_eq(blocked, 0, "%s", log);
+	/* Bits 31 and 32 are glibc's own signals 32 and 33: its posix_spawn
+	 * leaves them ignored whatever one asks; glibc programs take them back. */
+	cr_assert_eq(ignored & ~(3ULL << 31), 0, "%s", log);
 }
 
 Test(exec, a_missing_program_fails_to_start_with_a_reason)
