@@ -27,6 +27,7 @@ struct spares {
 	char dir[600];
 	pthread_mutex_t mu;
 	struct spare_kind dirs, logs;
+	bool off; /* the filesystem has no RENAME_NOREPLACE: keep nothing */
 };
 
 static void kind_init(struct spare_kind *k, char letter)
@@ -144,9 +145,17 @@ static bool clean_log(const char *path)
 	return ok;
 }
 
+static bool pool_off(struct spares *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool off = s->off;
+	pthread_mutex_unlock(&s->mu);
+	return off;
+}
+
 static bool keep(struct spares *s, struct spare_kind *k, const char *path, bool (*clean)(const char *))
 {
-	if (!s || !clean(path))
+	if (pool_off(s) || !clean(path))
 		return false;
 	int slot = take_slot(s, k, false);
 	if (slot < 0)
@@ -172,7 +181,7 @@ bool spares_keep_log(struct spares *s, const char *path)
  * files were never removed) is left as it is, and the spare stays kept. */
 static bool reuse(struct spares *s, struct spare_kind *k, const char *path)
 {
-	int slot = s ? take_slot(s, k, true) : -1;
+	int slot = take_slot(s, k, true);
 	if (slot < 0)
 		return false;
 	char from[700];
@@ -182,7 +191,12 @@ static bool reuse(struct spares *s, struct spare_kind *k, const char *path)
 		return true;
 	}
 	bool still_there = errno == EEXIST;
-	if (!still_there) /* the filesystem refuses (no RENAME_NOREPLACE): stop using the slot */
+	if (errno == EINVAL) {
+		pthread_mutex_lock(&s->mu);
+		s->off = true;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (!still_there)
 		remove(from);
 	put_slot(s, k, slot, still_there);
 	return false;
