@@ -612,6 +612,36 @@ stop_agents() {
 	done
 }
 
+# --- warm containers (docker and oci executors) ---
+
+# _warm_task TOKEN — one --reuse-warm task that reports its container's
+# hostname and what the task before it left in /work; prints its log.
+_warm_task() {
+	local peek='echo "host=$(hostname) seen=$(cat /work/mark 2>/dev/null || echo none)"; echo left-by-$GPUNODE_TASK_ID > /work/mark'
+	local tid
+	tid=$(GPUNODE_TOKEN=$1 cli submit --image busybox:local --reuse-warm -- sh -c "$peek")
+	wait_for_state "$tid" succeeded 60
+	cli logs "$tid"
+}
+
+_warm_host() { sed -n 's/^host=\([^ ]*\).*/\1/p' <<<"$1"; }
+
+# check_warm_reuse — two tasks of one client (alice) share one warm container
+# with the scratch dir wiped between them; another client's (bob) never runs
+# in it. Sets WARM_HOST to the hostname of alice's warm container.
+check_warm_reuse() {
+	local alice bob a1 a2 b1
+	alice=$(cli token create --client alice)
+	bob=$(cli token create --client bob)
+	a1=$(_warm_task "$alice")
+	a2=$(_warm_task "$alice")
+	b1=$(_warm_task "$bob")
+	assert_eq "$(_warm_host "$a1")" "$(_warm_host "$a2")" "alice's second task runs in her warm container"
+	assert_contains "$a2" "seen=none" "the scratch dir is wiped between two tasks in one warm container"
+	assert_ne "$(_warm_host "$a1")" "$(_warm_host "$b1")" "bob's task must not run in alice's warm container"
+	WARM_HOST=$(_warm_host "$a1")
+}
+
 # start_node_discovering DATA HOST N [ARGS...] — `gpunode up` with no
 # --sim-gpus, so that its agent discovers the host's GPUs (tests point it at
 # a stand-in driver); waits until the pool has N GPUs.

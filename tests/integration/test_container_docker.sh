@@ -80,20 +80,5 @@ stop_node
 
 # --- warm containers: one client's tasks share one (scratch wiped between), two clients never ---
 start_node "$TEST_DIR/warm" 1xH100-80GB --executor docker --host "w$host"
-alice=$(cli token create --client alice)
-bob=$(cli token create --client bob)
-peek='echo "host=$(hostname) seen=$(cat /work/mark 2>/dev/null || echo none)"; echo left-by-$GPUNODE_TASK_ID > /work/mark'
-run_as() { # TOKEN — one warm task, waits for it, prints its log
-	local tid
-	tid=$(GPUNODE_TOKEN=$1 cli submit --image busybox:local --reuse-warm -- sh -c "$peek")
-	wait_for_state "$tid" succeeded 60
-	cli logs "$tid"
-}
-a1=$(run_as "$alice")
-a2=$(run_as "$alice")
-b1=$(run_as "$bob")
-host_of() { sed -n 's/^host=\([^ ]*\).*/\1/p' <<<"$1"; }
-assert_eq "$(host_of "$a1")" "$(host_of "$a2")" "alice's second task runs in her warm container"
-assert_contains "$a2" "seen=none" "the scratch dir is wiped between two tasks in one warm container"
-assert_ne "$(host_of "$a1")" "$(host_of "$b1")" "bob's task must not run in alice's warm container"
+check_warm_reuse
 stop_node

@@ -144,23 +144,8 @@ followed=$(timeout 60 "$G" logs -f "$id")
 assert_eq "line1 line2 line3" "$(tr '\n' ' ' <<<"$followed" | sed 's/ $//')" "gpunode logs -f"
 
 # --- warm containers: one client's tasks share one (scratch wiped between), two clients never ---
-alice=$(cli token create --client alice)
-bob=$(cli token create --client bob)
-peek='echo "host=$(hostname) seen=$(cat /work/mark 2>/dev/null || echo none)"; echo left-by-$GPUNODE_TASK_ID > /work/mark'
-run_as() { # TOKEN — one warm task, waits for it, prints its log
-	local tid
-	tid=$(GPUNODE_TOKEN=$1 cli submit --image busybox:local --reuse-warm -- sh -c "$peek")
-	wait_for_state "$tid" succeeded 60
-	cli logs "$tid"
-}
-a1=$(run_as "$alice")
-a2=$(run_as "$alice")
-b1=$(run_as "$bob")
-host_of() { sed -n 's/^host=\([^ ]*\).*/\1/p' <<<"$1"; }
-assert_contains "$(host_of "$a1")" "warm-" "alice's task runs in a warm container"
-assert_eq "$(host_of "$a1")" "$(host_of "$a2")" "alice's second task runs in her warm container"
-assert_contains "$a2" "seen=none" "the scratch dir is wiped between two tasks in one warm container"
-assert_ne "$(host_of "$a1")" "$(host_of "$b1")" "bob's task must not run in alice's warm container"
+check_warm_reuse
+assert_contains "$WARM_HOST" "warm-" "alice's task runs in a warm container"
 assert_eq 2 "$(oci_runtime list -q 2>/dev/null | grep -c '^warm-')" "one warm container each for alice and bob"
 
 stop_node

@@ -280,6 +280,36 @@ ParameterizedTest(int *rt_id, oci, image_not_found, .init = setup, .fini = teard
 	b->destroy(b);
 }
 
+/* An "agent" in a child process builds a backend, does work (which
+ * _exits 1 when it fails) and is then SIGKILLed, as in a crash. */
+static void agent_killed_after(const char *runtime, void (*work)(struct exec_backend *b, void *arg), void *arg)
+{
+	int ready[2];
+	cr_assert_eq(pipe(ready), 0);
+	pid_t agent = fork();
+	if (agent == 0) {
+		work(backend(runtime), arg);
+		write(ready[1], "k", 1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the first agent could not start its runs");
+	kill(agent, SIGKILL);
+	waitpid(agent, NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+static void start_three(struct exec_backend *b, void *arg)
+{
+	struct run *runs = arg;
+	struct err e;
+	for (int i = 0; i < 3; i++)
+		if (start(b, &runs[i], &e) < 0)
+			_exit(1);
+}
+
 /* An "agent" in a child process starts three runs and is SIGKILLed; a new
  * backend adopts: the running one comes back (and can be stopped), the one
  * that ended meanwhile reports its exit code, the unclaimed one is removed. */
@@ -290,23 +320,7 @@ ParameterizedTest(int *rt_id, oci, adopt_after_kill, .init = setup, .fini = tear
 	run_init(&runs[0], 10, "echo first; sleep 60");
 	run_init(&runs[1], 11, "sleep 1; exit 7");
 	run_init(&runs[2], 12, "sleep 60");
-	int ready[2];
-	cr_assert_eq(pipe(ready), 0);
-	pid_t agent = fork();
-	if (agent == 0) {
-		struct exec_backend *b = backend(runtime_names[*rt_id]);
-		struct err e;
-		for (int i = 0; i < 3; i++)
-			if (start(b, &runs[i], &e) < 0)
-				_exit(1);
-		write(ready[1], "k", 1);
-		pause();
-		_exit(0);
-	}
-	char c;
-	cr_assert_eq(read(ready[0], &c, 1), 1, "the first agent could not start its runs");
-	kill(agent, SIGKILL);
-	waitpid(agent, NULL, 0);
+	agent_killed_after(runtime_names[*rt_id], start_three, runs);
 	/* Run 1 ends while no agent watches: its shim leaves the exit file. */
 	char exit_file[300];
 	snprintf(exit_file, sizeof exit_file, "%s/oci/bundles/%s/exit", state, runs[1].id);
@@ -608,32 +622,25 @@ ParameterizedTest(int *rt_id, oci, warm_idle_expiry, .init = setup, .fini = tear
 	b->destroy(b);
 }
 
+/* alice's warm run ends, bob's keeps running in its warm container. */
+static void warm_runs_for_alice_and_bob(struct exec_backend *b, void *arg)
+{
+	run_warm(b, 37, "alice", "true");
+	struct run r;
+	run_init(&r, 38, "sleep 60");
+	r.s.client = "bob";
+	r.s.reuse_warm = true;
+	struct err e;
+	if (start(b, &r, &e) < 0)
+		_exit(1);
+}
+
 /* A killed agent's warm containers (and a run in one) do not outlive the
  * next agent's adopt. */
 RUNTIME_PARAMS(warm_after_agent_kill)
 ParameterizedTest(int *rt_id, oci, warm_after_agent_kill, .init = setup, .fini = teardown)
 {
-	int ready[2];
-	cr_assert_eq(pipe(ready), 0);
-	pid_t agent = fork();
-	if (agent == 0) {
-		struct exec_backend *b = backend(runtime_names[*rt_id]);
-		run_warm(b, 37, "alice", "true");
-		struct run r;
-		run_init(&r, 38, "sleep 60");
-		r.s.client = "bob";
-		r.s.reuse_warm = true;
-		struct err e;
-		if (start(b, &r, &e) < 0)
-			_exit(1);
-		write(ready[1], "k", 1);
-		pause();
-		_exit(0);
-	}
-	char c;
-	cr_assert_eq(read(ready[0], &c, 1), 1, "the first agent could not start its runs");
-	kill(agent, SIGKILL);
-	waitpid(agent, NULL, 0);
+	agent_killed_after(runtime_names[*rt_id], warm_runs_for_alice_and_bob, NULL);
 	cr_assert_eq(warm_count(runtime_names[*rt_id]), 4);
 	struct exec_backend *b = backend(runtime_names[*rt_id]);
 	struct exec_adopt adopt[1] = {0};

@@ -48,6 +48,18 @@ static struct sched_config config(enum sched_policy policy)
 	return c;
 }
 
+/* Places r on p with the frag policy against the given target workload;
+ * fails the test when nothing fits. */
+static struct placement frag_place(struct pool *p, struct task_resources r, struct sched_shape *shapes, int n_shapes)
+{
+	struct sched_config c = config(SCHED_POLICY_FRAG);
+	c.shapes = shapes;
+	c.n_shapes = n_shapes;
+	struct placement pl;
+	cr_assert(sched_place(p, &r, &c, &pl));
+	return pl;
+}
+
 /* Takes GPU i of h whole, as if some earlier task held it. */
 static void occupy(struct pool *p, struct host *h, int i, int milli)
 {
@@ -355,16 +367,10 @@ static const char *free_to_go_lands_on(const char *first, int n_first, const cha
 		{ .res = { .gpus = 1, .milli = 1000, .models = only_g2, .n_models = 1 }, .weight = 0.3 },
 		{ .res = { .gpus = 1, .milli = 1000, .models = only_t4, .n_models = 1 }, .weight = 0.2 },
 	};
-	struct sched_config c = config(SCHED_POLICY_FRAG);
-	c.shapes = shapes;
-	c.n_shapes = 3;
-	struct task *t = mk(1, 1000);
-	struct placement pl;
-	cr_assert(sched_place(p, &t->res, &c, &pl));
+	struct placement pl = frag_place(p, (struct task_resources){ .gpus = 1, .milli = 1000 }, shapes, 3);
 	const char *model = pl.host->gpus[pl.gpu_idx[0]].model;
 	model = strcmp(model, "T4") == 0 ? "T4" : "G2";
 	pool_free(p);
-	free(t);
 	return model;
 }
 
@@ -419,16 +425,9 @@ Test(sched, frag_does_not_strand_a_gpu_by_taking_its_hosts_last_cpu)
 		{ .res = { .gpus = 1, .milli = 1000, .cpu_milli = 16000 }, .weight = 0.4 },
 		{ .res = { .gpus = 1, .milli = 500, .cpu_milli = 1000 }, .weight = 0.2 },
 	};
-	struct sched_config c = config(SCHED_POLICY_FRAG);
-	c.shapes = shapes;
-	c.n_shapes = 3;
-	struct task *t = mk(1, 500);
-	t->res.cpu_milli = 8000;
-	struct placement pl;
-	cr_assert(sched_place(p, &t->res, &c, &pl));
+	struct placement pl = frag_place(p, (struct task_resources){ .gpus = 1, .milli = 500, .cpu_milli = 8000 }, shapes, 3);
 	cr_assert_eq(pl.host, big);
 	pool_free(p);
-	free(t);
 }
 
 Test(sched, frag_counts_gpus_that_the_hosts_cpu_cannot_feed)
@@ -443,16 +442,9 @@ Test(sched, frag_counts_gpus_that_the_hosts_cpu_cannot_feed)
 	add_cpu_host(p, "narrow", 4, 16000);
 	struct host *wide = add_cpu_host(p, "wide", 4, 64000);
 	struct sched_shape shapes[] = { { .res = { .gpus = 1, .milli = 1000, .cpu_milli = 8000 }, .weight = 1.0 } };
-	struct sched_config c = config(SCHED_POLICY_FRAG);
-	c.shapes = shapes;
-	c.n_shapes = 1;
-	struct task *t = mk(0, 0);
-	t->res.cpu_milli = 8000;
-	struct placement pl;
-	cr_assert(sched_place(p, &t->res, &c, &pl));
+	struct placement pl = frag_place(p, (struct task_resources){ .cpu_milli = 8000 }, shapes, 1);
 	cr_assert_eq(pl.host, wide);
 	pool_free(p);
-	free(t);
 }
 
 Test(sched, frag_follows_given_target_shapes)
@@ -467,16 +459,10 @@ Test(sched, frag_follows_given_target_shapes)
 	add_h100(p, "e2", 2);
 	occupy(p, holed, 0, 500);
 	struct sched_shape shapes[] = { { .res = { .gpus = 2, .milli = 1000 }, .weight = 1.0 } };
-	struct sched_config c = config(SCHED_POLICY_FRAG);
-	c.shapes = shapes;
-	c.n_shapes = 1;
-	struct task *t = mk(1, 500);
-	struct placement pl;
-	cr_assert(sched_place(p, &t->res, &c, &pl));
+	struct placement pl = frag_place(p, (struct task_resources){ .gpus = 1, .milli = 500 }, shapes, 1);
 	cr_assert_eq(pl.host, holed);
 	cr_assert_eq(pl.gpu_idx[0], 0);
 	pool_free(p);
-	free(t);
 }
 
 /* ---- backfill with a reservation ---- */
